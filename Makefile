@@ -1,0 +1,41 @@
+# One command each (see README): `make test`, `make demo`, `make lab`.
+# Every target first makes sure .venv exists and holds the project; the install
+# runs again only when pyproject.toml changes.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+STAMP   = $(VENV)/.cnnlab-installed
+NOTEBOOKS = $(sort $(wildcard notebooks/*.ipynb))
+
+.PHONY: setup test demo lab lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "cnnlab needs Python 3.11 or newer, found " + sys.version.split()[0]'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[lab,course,test]'
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (cnnlab)" >/dev/null
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+test: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+# The course's main job, headless: run every notebook with the reference
+# package (HTML copies land in build/), then train LeNet5 on MNIST.
+demo: $(STAMP)
+	mkdir -p build
+	MPLBACKEND=Agg $(PY) -m jupyter nbconvert --to html --execute --output-dir build $(NOTEBOOKS)
+	@if [ -f cnnlab/__main__.py ]; then $(PY) -m cnnlab train --output-dir build; fi
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
+
+clean:
+	rm -rf build .pytest_cache .hypothesis .ruff_cache

@@ -1,0 +1,12 @@
+"""Layers of a convolutional network, each a ``*_forward`` / ``*_backward`` pair.
+
+Arrays follow PyTorch's layout: images are ``(N, C, H, W)``. Every forward
+returns ``(out, cache)`` and every backward takes ``(dout, cache)``.
+"""
+
+from cnnlab.layers.conv import *  # noqa: F403
+from cnnlab.layers.conv import __all__ as _conv_all
+from cnnlab.layers.dense import *  # noqa: F403
+from cnnlab.layers.dense import __all__ as _dense_all
+
+__all__ = [*_conv_all, *_dense_all]

@@ -1,0 +1,3 @@
+"""Convolution layers (being written)."""
+
+__all__ = []
