@@ -30,7 +30,9 @@ def as_numeric_array(value, name: str, ndim: int | tuple[int, ...] | None = None
     try:
         array = np.asarray(value)
     except (ValueError, TypeError) as exc:
-        raise ValueError(f"{name} must be a numeric array, got {_describe(value)} ({exc})") from None
+        raise ValueError(
+            f"{name} must be a numeric array, got {_describe(value)} ({exc})"
+        ) from None
     if array.dtype.kind not in "iufc":
         raise ValueError(
             f"{name} must be a numeric (integer, float or complex) array, got dtype {array.dtype}"

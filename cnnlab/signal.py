@@ -49,18 +49,18 @@ def sliding_dot(padded: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return np.tensordot(windows, kernel, axes=kernel.ndim)
 
 
-def _checked_pair(in1, in2, ndim: int, mode):
+def _checked_pair(in1, in2, ndim: int, mode, names=("in1", "in2")):
     """Validate the common arguments of the convolution functions."""
     mode = check_mode(mode)
-    in1 = as_numeric_array(in1, "in1", ndim=ndim)
-    in2 = as_numeric_array(in2, "in2", ndim=ndim)
+    in1 = as_numeric_array(in1, names[0], ndim=ndim)
+    in2 = as_numeric_array(in2, names[1], ndim=ndim)
     if mode == "valid":
         in1_larger = all(a >= b for a, b in zip(in1.shape, in2.shape))
         in2_larger = all(b >= a for a, b in zip(in1.shape, in2.shape))
         if not (in1_larger or in2_larger):
             raise ValueError(
-                "in1 and in2: for 'valid' mode one must be at least as large as the other "
-                f"in every dimension, got shapes {in1.shape} and {in2.shape}"
+                f"{names[0]} and {names[1]}: for 'valid' mode one must be at least as large "
+                f"as the other in every dimension, got shapes {in1.shape} and {in2.shape}"
             )
     common = np.result_type(in1, in2)
     return in1.astype(common, copy=False), in2.astype(common, copy=False), mode
@@ -325,7 +325,7 @@ def fftconvolve(in1, in2, mode="full"):
 
 
 def convolution_matrix(a, n, mode="full"):
-    """Build the Toeplitz matrix of convolution with ``a``, like ``scipy.linalg.convolution_matrix``.
+    """Toeplitz matrix of convolution with ``a``, like ``scipy.linalg.convolution_matrix``.
 
     ``convolution_matrix(a, n, mode) @ v`` equals ``numpy.convolve(a, v, mode)``
     for every ``v`` of length ``n``.
@@ -413,7 +413,7 @@ def convolution_matrix2d(kernel, shape, mode="full"):
     if not isinstance(shape, (tuple, list)):
         raise ValueError(f"shape must be a pair of positive ints (h, w), got {shape!r}")
     shape = as_pair(shape, "shape")
-    _checked_pair(np.zeros(shape), kernel, 2, mode)
+    _checked_pair(np.zeros(shape), kernel, 2, mode, names=("shape", "kernel"))
     # BEGIN SOLUTION
     index_maps = []
     for n, k in zip(shape, kernel.shape):
