@@ -1,3 +1,350 @@
-"""Convolution layers (being written)."""
+"""Convolution layers: the batched ``conv2d`` forward/backward pair and the lecture's
+single-map backpropagation equations.
 
-__all__ = []
+A convolution layer computes, for every image ``n`` and filter ``f``, a
+cross-correlation (the kernel is *not* flipped, as in PyTorch) summed over the
+input channels, plus a bias:
+
+    out[n, f] = sum_c x[n, c] ⋆ w[f, c] + b[f]
+
+Backpropagation, for one input map ``a`` and one kernel ``K`` with output
+sensitivity ``δ`` (stride 1, no padding):
+
+* the sensitivity of the layer below is the *full convolution* ``δ * K``
+  (:func:`conv_delta_input`);
+* the kernel gradient is the *valid correlation* ``a ⋆ δ`` (:func:`conv_grad_kernel`);
+* the bias gradient is the sum of ``δ`` (:func:`conv_grad_bias`).
+
+:func:`conv2d_forward` / :func:`conv2d_backward` do the same for a whole batch,
+with stride, zero padding and dilation, vectorized with ``im2col`` (every
+receptive field as a row of a matrix, through ``sliding_window_view``) and its
+adjoint ``col2im``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from cnnlab._validate import as_numeric_array, as_pair
+from cnnlab.signal import convolve2d, correlate2d
+
+__all__ = [
+    "conv2d_backward",
+    "conv2d_forward",
+    "conv_delta_input",
+    "conv_grad_bias",
+    "conv_grad_kernel",
+]
+
+
+def _real_array(value, name: str, ndim: int, layout: str) -> np.ndarray:
+    """Return ``value`` as a non-empty real array with ``ndim`` dimensions."""
+    array = as_numeric_array(value, name, allow_empty=True)
+    if array.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D {layout}, got an array with "
+                         f"ndim={array.ndim} (shape {array.shape})")
+    if array.size == 0:
+        raise ValueError(f"{name} must not be empty, got shape {array.shape}")
+    if array.dtype.kind == "c":
+        raise ValueError(f"{name} must be a real (integer or float) array, got dtype "
+                         f"{array.dtype}")
+    return array
+
+
+def conv2d_forward(x, w, b, stride=1, padding=0, dilation=1):
+    """Forward pass of a 2-D convolution layer, like ``torch.nn.functional.conv2d``.
+
+    ``out[n, f, p, q] = b[f] + sum_{c, i, j} w[f, c, i, j] *
+    xpad[n, c, p * sh + i * dh, q * sw + j * dw]``, where ``xpad`` is ``x`` with
+    ``ph`` (``pw``) zero rows (columns) added on each side: a cross-correlation
+    (no kernel flip), summed over the input channels.
+
+    Parameters
+    ----------
+    x : array_like, shape (N, C, H, W)
+        Input batch.
+    w : array_like, shape (F, C, KH, KW)
+        Filters: ``F`` kernels of ``C`` channels each.
+    b : array_like, shape (F,)
+        One bias per filter.
+    stride : int or pair of ints, optional
+        Step ``(sh, sw)`` between receptive fields.
+    padding : int or pair of ints, optional
+        Zeros ``(ph, pw)`` added on each side of the height and width axes.
+    dilation : int or pair of ints, optional
+        Spacing ``(dh, dw)`` between kernel taps; 1 means none.
+
+    Returns
+    -------
+    out : ndarray, shape (N, F, OH, OW)
+        ``OH = (H + 2 * ph - dh * (KH - 1) - 1) // sh + 1`` (likewise ``OW``), dtype
+        ``numpy.result_type(x, w, b)``: float32 inputs give a float32 output.
+    cache : dict
+        ``{"x": x, "w": w, "stride": (sh, sw), "padding": (ph, pw),
+        "dilation": (dh, dw), "out_shape": out.shape}``, for :func:`conv2d_backward`.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` or ``w`` is not a non-empty real 4-D array, their channel counts
+        differ, ``b`` does not have shape ``(F,)``, ``stride`` or ``dilation`` is not
+        a positive int or pair, ``padding`` is not a non-negative int or pair, or
+        the (dilated) kernel is larger than the padded input.
+
+    Examples
+    --------
+    >>> x = np.arange(1, 10).reshape(1, 1, 3, 3)
+    >>> w = np.array([[1, 2], [3, 4]]).reshape(1, 1, 2, 2)
+    >>> out, cache = conv2d_forward(x, w, np.array([100]))
+    >>> out
+    array([[[[137, 147],
+             [167, 177]]]])
+    >>> conv2d_forward(np.ones((2, 3, 28, 28)), np.ones((6, 3, 5, 5)), np.zeros(6),
+    ...                stride=2, padding=1)[0].shape
+    (2, 6, 13, 13)
+    """
+    x = _real_array(x, "x", 4, "(N, C, H, W)")
+    w = _real_array(w, "w", 4, "(F, C, KH, KW)")
+    b = as_numeric_array(b, "b", allow_empty=True)
+    if b.shape != (w.shape[0],) or b.dtype.kind == "c":
+        raise ValueError(f"b must be a real array of shape (F,) = ({w.shape[0]},), one bias "
+                         f"per filter of w, got shape {b.shape} and dtype {b.dtype}")
+    if x.shape[1] != w.shape[1]:
+        raise ValueError(f"x has C={x.shape[1]} channels but w expects C={w.shape[1]}: "
+                         f"x.shape[1] must equal w.shape[1], got x.shape={x.shape} and "
+                         f"w.shape={w.shape}")
+    stride = as_pair(stride, "stride")
+    padding = as_pair(padding, "padding", minimum=0)
+    dilation = as_pair(dilation, "dilation")
+    spans = [d * (k - 1) + 1 for d, k in zip(dilation, w.shape[2:])]
+    room = [n + 2 * p for n, p in zip(x.shape[2:], padding)]
+    if spans[0] > room[0] or spans[1] > room[1]:
+        raise ValueError(
+            f"w: the {w.shape[2]}x{w.shape[3]} kernel with dilation {dilation} spans "
+            f"{spans[0]}x{spans[1]} pixels, more than the padded input's {room[0]}x{room[1]} "
+            f"(x is {x.shape[2]}x{x.shape[3]}, padding {padding})"
+        )
+    # BEGIN SOLUTION
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    kh, kw = w.shape[2:]
+    xpad = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    # windows[n, c, p, q] is the (kh, kw) receptive field of output pixel (p, q): a view.
+    windows = sliding_window_view(xpad, (dh * (kh - 1) + 1, dw * (kw - 1) + 1), axis=(2, 3))
+    windows = windows[:, :, ::sh, ::sw, ::dh, ::dw]
+    # One matrix product (im2col x filters): sum over c, i, j -> (F, N, OH, OW).
+    product = np.tensordot(w, windows, axes=([1, 2, 3], [1, 4, 5]))
+    n, f, oh, ow = x.shape[0], w.shape[0], windows.shape[2], windows.shape[3]
+    out = np.empty((n, f, oh, ow), dtype=np.result_type(x, w, b))
+    np.add(product.transpose(1, 0, 2, 3), b.reshape(1, f, 1, 1), out=out)
+    # END SOLUTION
+    cache = {"x": x, "w": w, "stride": stride, "padding": padding, "dilation": dilation,
+             "out_shape": out.shape}
+    return out, cache
+
+
+def conv2d_backward(dout, cache):
+    """Backward pass of a 2-D convolution layer.
+
+    With ``xpad`` the padded input and ``(p, q)`` running over the output pixels:
+
+    * ``dw[f, c, i, j] = sum_{n, p, q} dout[n, f, p, q] * xpad[n, c, p*sh + i*dh, q*sw + j*dw]``
+      (the correlation of the input with the sensitivity);
+    * ``db[f] = sum_{n, p, q} dout[n, f, p, q]``;
+    * ``dx``: every output pixel sends ``dout[n, f, p, q] * w[f, c, i, j]`` back to
+      the input pixel tap ``(i, j)`` read, and the contributions add up (for
+      stride 1, no padding, this is the full convolution ``δ * K`` summed over
+      the filters); padding rows and columns are then cut off.
+
+    Parameters
+    ----------
+    dout : array_like, shape (N, F, OH, OW)
+        Upstream gradient, the shape of the forward output.
+    cache : dict
+        The cache returned by :func:`conv2d_forward`.
+
+    Returns
+    -------
+    dx : ndarray, shape (N, C, H, W)
+        Gradient with respect to ``x``, dtype ``numpy.result_type(w, dout)``.
+    dw : ndarray, shape (F, C, KH, KW)
+        Gradient with respect to ``w``, dtype ``numpy.result_type(x, dout)``.
+    db : ndarray, shape (F,)
+        Gradient with respect to ``b``, ``dout``'s dtype.
+
+    Raises
+    ------
+    ValueError
+        If ``cache`` is not a convolution cache or ``dout`` does not have the
+        forward output's shape.
+
+    Examples
+    --------
+    >>> x = np.arange(1.0, 10.0).reshape(1, 1, 3, 3)
+    >>> w = np.array([[1.0, 2.0], [3.0, 4.0]]).reshape(1, 1, 2, 2)
+    >>> out, cache = conv2d_forward(x, w, np.zeros(1))
+    >>> dx, dw, db = conv2d_backward(np.ones_like(out), cache)
+    >>> dx[0, 0]
+    array([[ 1.,  3.,  2.],
+           [ 4., 10.,  6.],
+           [ 3.,  7.,  4.]])
+    >>> dw[0, 0]
+    array([[12., 16.],
+           [24., 28.]])
+    >>> db
+    array([4.])
+    """
+    keys = ("x", "w", "stride", "padding", "dilation", "out_shape")
+    if not isinstance(cache, dict) or not all(key in cache for key in keys):
+        raise ValueError(f"cache must be the cache returned by conv2d_forward, a dict with "
+                         f"keys {keys}, got {type(cache).__name__}")
+    dout = _real_array(dout, "dout", 4, "(N, F, OH, OW)")
+    if dout.shape != tuple(cache["out_shape"]):
+        raise ValueError(f"dout must have the shape of the forward output "
+                         f"{tuple(cache['out_shape'])}, got {dout.shape}")
+    # BEGIN SOLUTION
+    x, w = cache["x"], cache["w"]
+    (sh, sw), (ph, pw) = cache["stride"], cache["padding"]
+    dil_h, dil_w = cache["dilation"]  # (named so as not to clash with the gradient dw)
+    n, c, height, width = x.shape
+    kh, kw = w.shape[2:]
+    oh, ow = dout.shape[2:]
+    xpad = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    spans = (dil_h * (kh - 1) + 1, dil_w * (kw - 1) + 1)
+    windows = sliding_window_view(xpad, spans, axis=(2, 3))
+    windows = windows[:, :, ::sh, ::sw, ::dil_h, ::dil_w]  # (N, C, OH, OW, KH, KW)
+    dw = np.tensordot(dout, windows, axes=([0, 2, 3], [0, 2, 3]))  # (F, C, KH, KW)
+    db = dout.sum(axis=(0, 2, 3))
+    # Gradient of every receptive field (col2im's input), laid out (C, KH, KW, N, OH, OW).
+    dcols = np.tensordot(w, dout, axes=([0], [1]))
+    # col2im: tap (i, j) of all receptive fields is one strided slice of the padded input;
+    # where receptive fields overlap, += adds up their contributions.
+    dxpad = np.zeros((c, n) + xpad.shape[2:], dtype=dcols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            rows = slice(i * dil_h, i * dil_h + sh * (oh - 1) + 1, sh)
+            cols = slice(j * dil_w, j * dil_w + sw * (ow - 1) + 1, sw)
+            dxpad[:, :, rows, cols] += dcols[:, i, j]
+    dx = dxpad[:, :, ph:ph + height, pw:pw + width].transpose(1, 0, 2, 3)
+    dx = np.ascontiguousarray(dx)
+    return dx, dw, db
+    # END SOLUTION
+
+
+def conv_delta_input(delta, kernel):
+    """Sensitivity of the layer below one convolution: the full convolution ``δ * K``.
+
+    For one input map and one kernel (stride 1, no padding), the forward is the
+    valid correlation ``z = a ⋆ K``; each ``δ[u, v]`` reaches the input through
+    the kernel placed at ``(u, v)``, so ``∂J/∂a = δ * K`` (``'full'`` mode: the
+    result has the input's shape). In a layer, the sensitivities of all the
+    filters that read the map add up.
+
+    Parameters
+    ----------
+    delta : array_like, shape (OH, OW)
+        Sensitivity ``∂J/∂z`` of the convolution's output.
+    kernel : array_like, shape (KH, KW)
+        The kernel ``K`` the forward correlated with.
+
+    Returns
+    -------
+    ndarray, shape (OH + KH - 1, OW + KW - 1)
+        ``scipy.signal.convolve2d(delta, kernel, 'full')``.
+
+    Raises
+    ------
+    ValueError
+        If an input is not a non-empty numeric 2-D array.
+
+    Examples
+    --------
+    The lecture's 2x2 sensitivity and 2x2 kernel give a 3x3 input sensitivity:
+
+    >>> conv_delta_input([[1, 3], [2, 4]], [[1, 2], [3, 4]])
+    array([[ 1,  5,  6],
+           [ 5, 21, 20],
+           [ 6, 20, 16]])
+    """
+    delta = as_numeric_array(delta, "delta", ndim=2)
+    kernel = as_numeric_array(kernel, "kernel", ndim=2)
+    # BEGIN SOLUTION
+    return convolve2d(delta, kernel, "full")
+    # END SOLUTION
+
+
+def conv_grad_kernel(a, delta):
+    """Kernel gradient of one convolution: the valid correlation ``a ⋆ δ``.
+
+    ``∂J/∂K[i, j] = sum_{u, v} δ[u, v] * a[u + i, v + j]``: every output pixel adds
+    the patch of ``a`` it saw, weighted by its sensitivity. Equivalently
+    ``a * rot90(δ, 2)`` (a convolution with the flipped sensitivity).
+
+    Parameters
+    ----------
+    a : array_like, shape (H, W)
+        The input map the forward correlated (the previous layer's activation).
+    delta : array_like, shape (OH, OW)
+        Sensitivity of the output, with ``OH <= H`` and ``OW <= W``.
+
+    Returns
+    -------
+    ndarray, shape (H - OH + 1, W - OW + 1)
+        ``scipy.signal.correlate2d(a, delta, 'valid')``: the kernel's shape.
+
+    Raises
+    ------
+    ValueError
+        If an input is not a non-empty numeric 2-D array or ``delta`` is larger
+        than ``a`` along an axis.
+
+    Examples
+    --------
+    The lecture's magic square and 3x3 sensitivity give a 2x2 kernel gradient:
+
+    >>> a = np.array([[16, 2, 3, 13], [5, 11, 10, 8], [9, 7, 6, 12], [4, 14, 15, 1]])
+    >>> delta = np.array([[0.8, 0.1, -0.6], [0.3, 0.5, 0.7], [-0.4, 0.0, -0.2]])
+    >>> np.round(conv_grad_kernel(a, delta), 10)
+    array([[20.4,  2.8],
+           [ 4.9, 12.7]])
+    """
+    a = as_numeric_array(a, "a", ndim=2)
+    delta = as_numeric_array(delta, "delta", ndim=2)
+    if delta.shape[0] > a.shape[0] or delta.shape[1] > a.shape[1]:
+        raise ValueError(f"delta must not be larger than a along either axis (it is the "
+                         f"sensitivity of a valid correlation of a), got delta.shape="
+                         f"{delta.shape} and a.shape={a.shape}")
+    # BEGIN SOLUTION
+    return correlate2d(a, delta, "valid")
+    # END SOLUTION
+
+
+def conv_grad_bias(delta):
+    """Bias gradient of one convolution: the sum of the sensitivity ``δ``.
+
+    The bias is added to every output pixel, so ``∂J/∂b = sum_{u, v} δ[u, v]``.
+
+    Parameters
+    ----------
+    delta : array_like, shape (OH, OW)
+        Sensitivity of the output.
+
+    Returns
+    -------
+    scalar
+        ``delta.sum()``, a NumPy scalar of ``delta``'s dtype.
+
+    Raises
+    ------
+    ValueError
+        If ``delta`` is not a non-empty numeric 2-D array.
+
+    Examples
+    --------
+    >>> conv_grad_bias([[0.5, -1.0], [2.0, 0.25]])
+    np.float64(1.75)
+    """
+    delta = as_numeric_array(delta, "delta", ndim=2)
+    # BEGIN SOLUTION
+    return delta.sum()
+    # END SOLUTION
