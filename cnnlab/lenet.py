@@ -309,7 +309,8 @@ class LeNet5:
         Raises
         ------
         ValueError
-            If ``x`` is not a non-empty real array of one of those shapes.
+            If ``x`` is not a non-empty real array of one of those shapes, or holds
+            non-uint8 values outside [0, 1].
         """
         x = as_numeric_array(x, "x", ndim=(3, 4))
         if x.dtype.kind == "c":
@@ -320,6 +321,11 @@ class LeNet5:
         if x.shape[1] != 1 or x.shape[2] != x.shape[3] or x.shape[2] not in (IMAGE_SIZE, side):
             raise ValueError(f"x must be a batch of 28x28 images, shape (N, 28, 28) or "
                              f"(N, 1, 28, 28) (or (N, 1, {side}, {side})), got shape {x.shape}")
+        if x.dtype != np.uint8:
+            low, high = float(x.min()), float(x.max())
+            if low < 0 or high > 1:
+                raise ValueError(f"x: pixels that are not uint8 must lie in [0, 1] (divide "
+                                 f"0..255 values by 255), got values from {low:g} to {high:g}")
         scale = 1 / 255 if x.dtype == np.uint8 else 1.0
         pad = (side - x.shape[2]) // 2
         out = np.full((x.shape[0], 1, side, side), -PIXEL_MEAN / PIXEL_STD, dtype=self.dtype)

@@ -175,6 +175,7 @@ def test_constructor_rejects_bad_arguments(kwargs, match):
     (np.zeros((2, 30, 30)), r"got shape \(2, 1, 30, 30\)"),
     (np.zeros((28, 28)), "x must be 3-D or 4-D"),
     (np.zeros((1, 28, 28), dtype=complex), "x must hold real pixel values"),
+    (np.full((1, 28, 28), 255.0), r"must lie in \[0, 1\] .* got values from 255 to 255"),
 ])
 def test_forward_rejects_bad_images(x, match):
     with pytest.raises(ValueError, match=match):
