@@ -1,0 +1,199 @@
+"""The sandboxed half of the autograder: call the student's functions, report their outputs.
+
+Runs as ``python -I -S -B _sandbox_child.py SPEC.json FD`` in a fresh sandbox
+folder holding only the submitted ``cnnlab`` package (with the instructor's
+``cnnlab/checks``) and the inputs. It needs the standard library and NumPy, and
+never sees a reference answer: it sends each output back to the grading
+process, which compares it there. Everything it sends is treated as untrusted.
+
+Protocol on file descriptor FD: frames of a 4-byte big-endian length and a JSON
+header, each followed by the ``.npy`` bytes of the arrays it announces (8-byte
+length + bytes each). Events: ready; start/imported/end of a task; one ``case``
+per case (``ok`` with array names, or an ``error``); done.
+"""
+
+import importlib
+import io
+import json
+import os
+import resource
+import struct
+import sys
+
+BLOCKED_EVENTS = (
+    "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty",
+    "os.kill", "os.killpg", "os.setuid", "os.setgid", "os.chroot", "subprocess.",
+    "socket.", "ctypes.", "resource.setrlimit", "resource.prlimit", "signal.pthread_kill",
+    "gc.get_objects", "gc.get_referrers", "gc.get_referents", "sys.setprofile",
+    "os.remove", "os.rename", "os.rmdir", "os.mkdir", "os.symlink", "os.link", "os.chmod",
+    "os.chown", "os.truncate", "os.utime", "os.chdir", "os.putenv", "os.unsetenv",
+    "shutil.", "pty.", "webbrowser.", "urllib.", "http.", "ftplib.", "smtplib.", "mmap.",
+    "winreg.", "syslog.", "sqlite3.",
+)
+BLOCKED_IMPORTS = {"_posixsubprocess", "_socket", "socket", "ssl", "_ssl", "pty", "_ctypes",
+                   "multiprocessing", "_multiprocessing", "_sqlite3", "mmap"}
+PATH_EVENTS = {"open", "os.listdir", "os.scandir", "os.listxattr", "os.getxattr", "glob.glob",
+               "glob.glob/2", "pathlib.Path.glob", "pathlib.Path.rglob"}
+
+
+def install_guard(allowed: list[str], denied: list[str], sandbox: str) -> None:
+    """An audit hook that confines file access and forbids processes, sockets and ctypes.
+
+    A path may be read only if the longest of the allowed and denied roots that
+    contains it is an allowed one; nothing may be written.
+    """
+    roots = sorted([(r.rstrip("/") or "/", True) for r in allowed]
+                   + [(r.rstrip("/") or "/", False) for r in denied],
+                   key=lambda item: len(item[0]), reverse=True)
+    realpath, fspath = os.path.realpath, os.fspath
+    write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+
+    def permitted(path) -> bool:
+        try:
+            path = realpath(fspath(path))
+        except Exception:
+            return False
+        for root, allow in roots:
+            if path == root or path.startswith(root + "/"):
+                return allow
+        return path in ("/dev/null", "/dev/urandom")
+
+    def hook(event, args):
+        if event in PATH_EVENTS:
+            target = args[0] if args else None
+            if target is None or isinstance(target, int):
+                if event == "open" and isinstance(target, int):
+                    return  # an already open descriptor
+                target = "."
+            if event == "open":
+                mode = args[1] if len(args) > 1 else "r"
+                flags = args[2] if len(args) > 2 else 0
+                writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
+                    isinstance(flags, int) and flags & write_flags)
+                if writes:
+                    raise PermissionError(f"the autograder's sandbox forbids writing files "
+                                          f"({target!r})")
+            if not permitted(target):
+                raise PermissionError(f"the autograder's sandbox forbids access to {target!r}")
+        elif event == "import":
+            if args and args[0] in BLOCKED_IMPORTS:
+                raise ImportError(f"the autograder's sandbox forbids importing {args[0]}")
+        elif event.startswith(BLOCKED_EVENTS):
+            raise PermissionError(f"the autograder's sandbox forbids {event}")
+
+    sys.addaudithook(hook)
+
+
+class Channel:
+    def __init__(self, fd: int, np):
+        self.stream = os.fdopen(fd, "wb", buffering=0)
+        self.np = np
+
+    def send(self, header: dict, arrays: dict | None = None) -> None:
+        blobs = []
+        for value in (arrays or {}).values():
+            buffer = io.BytesIO()
+            self.np.save(buffer, value, allow_pickle=False)
+            blobs.append(buffer.getvalue())
+        if arrays:
+            header = dict(header, arrays=list(arrays))
+        data = json.dumps(header).encode()
+        parts = [struct.pack(">I", len(data)), data]
+        for blob in blobs:
+            parts += [struct.pack(">Q", len(blob)), blob]
+        self.stream.write(b"".join(parts))
+
+
+def describe(exc: BaseException, limit: int = 2000) -> str:
+    try:
+        text = f"{type(exc).__name__}: {exc}"
+    except BaseException:
+        text = type(exc).__name__
+    return text[:limit]
+
+
+def decode(value, arrays):
+    """Rebuild an input from the JSON the grading process wrote (arrays from the npz)."""
+    if isinstance(value, dict):
+        if "__array__" in value:
+            return arrays[value["__array__"]]
+        if "__scalar__" in value:
+            return arrays[value["__scalar__"]][()]
+        if "__complex__" in value:
+            return complex(*value["__complex__"])
+        if "__tuple__" in value:
+            return tuple(decode(v, arrays) for v in value["__tuple__"])
+        if "__list__" in value:
+            return [decode(v, arrays) for v in value["__list__"]]
+        if "__dict__" in value:
+            return {k: decode(v, arrays) for k, v in value["__dict__"].items()}
+        raise ValueError(f"cannot decode {value!r}")
+    return value
+
+
+def main() -> None:
+    spec_path, fd = sys.argv[1], int(sys.argv[2])
+    with open(spec_path) as handle:
+        spec = json.load(handle)
+    for name, value in spec["rlimits"].items():
+        resource.setrlimit(getattr(resource, name), (value, value))
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for target in (0, 1, 2):
+        os.dup2(devnull, target)
+    sys.path[:] = [spec["sandbox"], *spec["stdlib"], *spec["site_packages"]]
+    os.chdir(spec["sandbox"])
+
+    import numpy as np  # trusted libraries first, before the guard
+    for name in spec["preload"]:
+        try:
+            importlib.import_module(name)
+        except Exception:
+            pass
+    channel = Channel(fd, np)
+    inputs = {task["id"]: np.load(os.path.join(spec["sandbox"], task["arrays"]),
+                                  allow_pickle=False) for task in spec["tasks"]}
+    inputs = {key: {name: npz[name] for name in npz.files} for key, npz in inputs.items()}
+    install_guard(spec["allowed"], spec["denied"], spec["sandbox"])
+    from cnnlab.checks import get_check  # the instructor's checks (the package is the student's)
+
+    channel.send({"ev": "ready"})
+    for task in spec["tasks"]:
+        channel.send({"ev": "start", "task": task["id"]})
+        try:
+            chk = get_check(task["check"])
+            importlib.import_module(chk.module)
+        except BaseException as exc:
+            channel.send({"ev": "import-error", "task": task["id"], "error": describe(exc)})
+            channel.send({"ev": "end", "task": task["id"]})
+            continue
+        channel.send({"ev": "imported", "task": task["id"]})
+        arrays = inputs[task["id"]]
+        for index, encoded in enumerate(task["cases"]):
+            head = {"ev": "case", "task": task["id"], "case": index}
+            try:
+                got = chk.call(**{k: decode(v, arrays) for k, v in encoded.items()})
+                if not isinstance(got, dict):
+                    raise TypeError(f"the check's call returned {type(got).__name__}")
+                outputs = {}
+                for key, value in got.items():
+                    array = np.asarray(value)
+                    if array.dtype.hasobject:
+                        raise TypeError(f"returned a non-numeric value for {key!r} "
+                                        f"(got {type(value).__name__})")
+                    outputs[str(key)] = array
+            except NotImplementedError:
+                channel.send(dict(head, error="NotImplementedError", kind="not-implemented"))
+            except BaseException as exc:  # SystemExit and KeyboardInterrupt included
+                channel.send(dict(head, error=describe(exc), kind="raised"))
+            else:
+                try:
+                    channel.send(dict(head, ok=True), outputs)
+                except (ValueError, TypeError) as exc:
+                    channel.send(dict(head, error=describe(exc), kind="unsendable"))
+        channel.send({"ev": "end", "task": task["id"]})
+    channel.send({"ev": "done"})
+    os._exit(0)  # skip interpreter teardown: student atexit handlers must not run
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,193 @@
+"""Pieces of the autograder: test-cell parsing, output caps, hidden tests, ingest, config, jail."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import zipfile
+
+import nbformat
+import pytest
+from traitlets.config.loader import PyFileConfigLoader
+
+from autograder import jail
+from autograder.course import ASSIGNMENTS, DEFAULT_COURSE, REPO, available_assignments
+from autograder.export import _csv_safe
+from autograder.ingest import ingest, safe_extract, student_id
+from autograder.outputs import (
+    MAX_NOTEBOOK_BYTES,
+    cap_notebook,
+    cap_outputs,
+    cap_text,
+    strip_hidden_tests,
+)
+from autograder.sandbox import student_owned
+from autograder.student_edition import write_student_edition
+from autograder.testcells import CheckCall, check_calls, graded_cells, strip_hidden
+
+TEST_CELL = 'check("signal.convolve")\n### BEGIN HIDDEN TESTS\ncheck("signal.convolve", ' \
+            'seed=4242, count=60)\n### END HIDDEN TESTS'
+
+
+def test_check_calls_are_read_from_visible_and_hidden_code():
+    assert check_calls(TEST_CELL) == [CheckCall("signal.convolve"),
+                                      CheckCall("signal.convolve", 4242, 60, hidden=True)]
+    assert check_calls("%time check('signal.pad2d', 3)\n") == [CheckCall("signal.pad2d", 3)]
+    with pytest.raises(ValueError, match="literal"):
+        check_calls("name = 'signal.pad2d'\ncheck(name)")
+
+
+def test_every_test_cell_of_every_built_notebook_is_sandboxed():
+    for assignment in available_assignments():
+        for path in assignment.notebook_paths():
+            cells = [c for c in graded_cells(path) if c.kind == "test"]
+            assert cells and all(c.sandboxed for c in cells), path.name
+            assert all(any(call.hidden for call in c.calls) for c in cells), path.name
+
+
+def test_hidden_tests_are_stripped_from_code_and_outputs():
+    assert strip_hidden(TEST_CELL) == 'check("signal.convolve")'
+    cell = nbformat.v4.new_code_cell(TEST_CELL, outputs=[
+        nbformat.v4.new_output("stream", name="stdout", text="✔ convolve: 3 cases agree\n"),
+        nbformat.v4.new_output("error", ename="AssertionError",
+                               evalue="convolve is wrong on random case 7 (in1=[1]):\n  "
+                                      "values differ\n  hint: flip",
+                               traceback=["\x1b[0;31mAssertionError\x1b[0m",
+                                          '----> 3 \x1b[43mcheck\x1b[39m("signal.convolve", '
+                                          'seed=4242, count=60)', "values differ"]),
+    ])
+    notebook = nbformat.v4.new_notebook(cells=[cell])
+    strip_hidden_tests(notebook)
+    text = json.dumps(notebook)
+    assert "4242" not in text and "HIDDEN" not in text and "random case 7" not in text
+    assert "a hidden test failed" in text and "hint: flip" in text
+    assert 'check(\\"signal.convolve\\")' in text
+
+
+def test_outputs_are_capped_text_images_and_totals():
+    assert len(cap_text("x" * 10_000_000)) < 30_000
+    assert cap_text("a\n" * 5000).count("\n") < 300
+    big_png = base64.b64encode(os.urandom(1_000_000)).decode()
+    small_png = base64.b64encode(os.urandom(1000)).decode()
+    outputs = [nbformat.v4.new_output("stream", name="stdout", text="spam " * 20_000_000)]
+    outputs += [nbformat.v4.new_output("display_data", data={"image/png": big_png,
+                                                               "text/plain": "<Figure>"})]
+    outputs += [nbformat.v4.new_output("display_data", data={"image/png": small_png})
+                for _ in range(10)]
+    capped = cap_outputs(outputs)
+    assert len(json.dumps(capped)) < 700_000
+    assert "removed by the autograder" in json.dumps(capped)
+    assert sum("image/png" in o.get("data", {}) for o in capped) <= 4
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "", outputs=[nbformat.v4.new_output("stream", name="stdout", text="y" * 20_000)] * 30)
+        for _ in range(100)])
+    cap_notebook(notebook)
+    assert len(nbformat.writes(notebook)) < MAX_NOTEBOOK_BYTES + 200_000
+
+
+def test_student_ids_from_lms_folder_names():
+    assert student_id("Ada Lovelace_1234_assignsubmission_file_") == "Ada_Lovelace_1234"
+    assert student_id("../../etc") == "etc"
+    assert student_id("bob.zip") == "bob"
+    assert student_id("...") == "student"
+
+
+def test_unsafe_zip_members_are_skipped(tmp_path):
+    archive = tmp_path / "evil.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("../escape.txt", "x")
+        zf.writestr("/abs.txt", "x")
+        link = zipfile.ZipInfo("link")
+        link.external_attr = (0o120777 << 16)
+        zf.writestr(link, "/etc/passwd")
+        zf.writestr("ok/file.txt", "fine")
+    notes = safe_extract(archive, tmp_path / "out")
+    assert (tmp_path / "out" / "ok" / "file.txt").read_text() == "fine"
+    assert not (tmp_path / "escape.txt").exists() and not (tmp_path / "out" / "link").exists()
+    assert len(notes) == 3
+
+
+def test_ingest_understands_folders_lms_exports_and_nested_zips(tmp_path):
+    source = tmp_path / "export" / "course export"
+    (source / "alice" / "ps1" / "cnnlab").mkdir(parents=True)
+    (source / "alice" / "ps1" / "01_convolution_1d.ipynb").write_text("{}")
+    moodle = source / "Bob Builder_77_assignsubmission_file_"
+    (moodle / "whatever" / "cnnlab").mkdir(parents=True)
+    (moodle / "whatever" / "02_convolution_2d.ipynb").write_text("{}")
+    (moodle / "whatever" / "__pycache__").mkdir()
+    (moodle / "whatever" / "__pycache__" / "x.pyc").write_text("junk")
+    inner = tmp_path / "carol.zip"
+    with zipfile.ZipFile(inner, "w") as zf:
+        zf.writestr("ps1/01_convolution_1d.ipynb", "{}")
+    carol = source / "carol"
+    carol.mkdir()
+    (carol / "submission.zip").write_bytes(inner.read_bytes())
+    (source / "dave").mkdir()
+    archive = tmp_path / "lms.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted((tmp_path / "export").rglob("*")):
+            zf.write(path, path.relative_to(tmp_path / "export"))
+    course = tmp_path / "course"
+    found = ingest(archive, "ps1", course)
+    assert set(found) == {"alice", "Bob_Builder_77", "carol", "dave"}
+    submitted = course / "submitted"
+    assert (submitted / "alice" / "ps1" / "01_convolution_1d.ipynb").exists()
+    assert (submitted / "Bob_Builder_77" / "ps1" / "02_convolution_2d.ipynb").exists()
+    assert not (submitted / "Bob_Builder_77" / "ps1" / "__pycache__").exists()
+    assert (submitted / "carol" / "ps1" / "01_convolution_1d.ipynb").exists()
+    assert list((submitted / "dave" / "ps1").iterdir()) == [] and found["dave"]
+
+
+def test_nbgrader_config_keeps_the_students_exercise_files(tmp_path):
+    course = tmp_path / "course"
+    (course / "source" / "ps2").mkdir(parents=True)
+    (course / "nbgrader_config.py").write_bytes((DEFAULT_COURSE / "nbgrader_config.py")
+                                                .read_bytes())
+    edition = write_student_edition(course / "source" / "ps2", "ps2")
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
+    owned = sorted(p.relative_to(course / "source" / "ps2").as_posix()
+                   for p in edition.rglob("*.py") if student_owned(p.read_text()))
+    assert config.Autograde.exclude_overwriting == {"ps2": owned}
+    assert "cnnlab/pooling.py" in owned and "cnnlab/signal.py" not in owned  # ps1's is given
+    assert not any(name.startswith("cnnlab/checks") for name in owned)
+    assert config.OverwriteCells.add_missing_cells is True
+    assert config.ExecutePreprocessor.timeout == config.Execute.timeout > 0
+    assert config.CourseDirectory.db_url.startswith(f"sqlite:///{course}/gradebook.db")
+
+
+def test_csv_cells_cannot_become_formulas():
+    assert _csv_safe("=cmd|' /C calc'!A0") == "'=cmd|' /C calc'!A0"
+    assert _csv_safe("-3.5") == "-3.5" and _csv_safe("a\nb") == "a b"
+
+
+def test_the_assignment_table_covers_the_notebooks():
+    prefixes = [p for a in ASSIGNMENTS for p in a.notebook_prefixes]
+    assert len(prefixes) == len(set(prefixes))
+    for path in sorted((REPO / "notebooks").glob("*.ipynb")):
+        assert path.name[:2] in prefixes, path.name
+
+
+@pytest.mark.skipif(not jail.available(), reason="user namespaces are not available here")
+def test_the_jail_hides_the_course_and_locks_its_mounts(tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("grades")
+    prefix = jail.jail_prefix(work, work, writable=True, hide=[tmp_path / "course"])
+    code = (f"import os, socket\n"
+            f"print(os.path.exists({str(REPO / 'cnnlab')!r}), os.path.exists({str(secret)!r}),"
+            f" sorted(os.listdir('/tmp')))\n"
+            f"open('written', 'w').write('ok')\n"
+            f"print(os.system('umount /tmp 2>/dev/null'))\n"
+            f"try:\n    socket.create_connection(('1.1.1.1', 53), timeout=2)\n"
+            f"except OSError as e:\n    print('no network', e.errno)\n")
+    done = subprocess.run([*prefix, sys.executable, "-I", "-c", code], cwd=work,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("False False") and tmp_path.name not in lines[0]
+    assert lines[1] != "0" and lines[2].startswith("no network")
+    assert (work / "written").read_text() == "ok"
