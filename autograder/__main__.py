@@ -1,4 +1,7 @@
-"""Instructor commands: ``python -m autograder COMMAND`` (see autograder/README_instructors.md)."""
+"""Instructor commands: ``python -m autograder COMMAND``.
+
+The walk-through is in README.md, section "Grading (for instructors)".
+"""
 
 from __future__ import annotations
 
