@@ -1,4 +1,5 @@
 """Instructor tooling for the cnnlab course: student edition, nbgrader build, sandboxed grading.
 
-Run ``python -m autograder --help``; the walk-through is in the README, section "Grading (for instructors)".
+Run ``python -m autograder --help``; the walk-through is in the README,
+section "Grading (for instructors)".
 """
