@@ -126,3 +126,177 @@ WRONG = {
         ("db per image", backward_with(db_per_image=True)),
     ],
 }
+
+
+# ---------------------------------------------------------------- dense layers (ps3)
+def linear_forward_without_bias(original):
+    def linear_forward(x, w, b):
+        x, w = np.asarray(x), np.asarray(w)
+        return x @ w, {"x": x, "w": w}
+    return linear_forward
+
+
+def linear_backward_with(dw_rule="x.T @ dout", db_rule="sum0", dx_rule="dout @ w.T"):
+    """linear_backward with one of dw, db, dx computed the wrong way."""
+    def make(original):
+        def linear_backward(dout, cache):
+            x, w, dout = cache["x"], cache["w"], np.asarray(dout)
+            dx = {"dout @ w.T": lambda: dout @ w.T, "dout @ w": lambda: dout @ w}[dx_rule]()
+            dw = {"x.T @ dout": lambda: x.T @ dout, "dout.T @ x": lambda: dout.T @ x,
+                  "x @ dout": lambda: x @ dout}[dw_rule]()
+            db = {"sum0": lambda: dout.sum(axis=0), "none": lambda: dout,
+                  "mean0": lambda: dout.mean(axis=0), "sum1": lambda: dout.sum(axis=1)}[db_rule]()
+            return dx, dw, db
+        return linear_backward
+    return make
+
+
+def relu_forward_np_max(original):
+    def relu_forward(x):
+        out = np.max(np.asarray(x), 0)
+        return out, {"out": out}
+    return relu_forward
+
+
+def relu_backward_with(mask):
+    def make(original):
+        def relu_backward(dout, cache):
+            out = cache["out"]
+            return {"out >= 0": lambda: dout * (out >= 0), "times out": lambda: dout * out}[mask]()
+        return relu_backward
+    return make
+
+
+def tanh_forward_by_exp(original):
+    def tanh_forward(x):
+        x = np.asarray(x, dtype=float)
+        out = (np.exp(x) - np.exp(-x)) / (np.exp(x) + np.exp(-x))
+        return out, {"out": out}
+    return tanh_forward
+
+
+def tanh_backward_with(rule):
+    def make(original):
+        def tanh_backward(dout, cache):
+            out = cache["out"]
+            if rule == "tanh of the cache":  # as if the cache held x: 1 - tanh(x)**2
+                return dout * (1 - np.tanh(out) ** 2)
+            return dout * (1 - out)  # the square forgotten
+        return tanh_backward
+    return make
+
+
+def sigmoid_forward_with(rule):
+    def make(original):
+        def sigmoid_forward(x):
+            x = np.asarray(x, dtype=float)
+            if rule == "sign flipped":
+                out = 1 / (1 + np.exp(x))
+            else:  # e^x / (1 + e^x): inf / inf for large x
+                out = np.exp(x) / (1 + np.exp(x))
+            return out, {"out": out}
+        return sigmoid_forward
+    return make
+
+
+def sigmoid_backward_with(rule):
+    def make(original):
+        def sigmoid_backward(dout, cache):
+            s = cache["out"]
+            if rule == "no (1 - s)":
+                return dout * s
+            t = 1 / (1 + np.exp(-s))  # as if the cache held x
+            return dout * t * (1 - t)
+        return sigmoid_backward
+    return make
+
+
+def flatten_with(rule):
+    def make(original):
+        def flatten(x):
+            x = np.asarray(x)
+            if rule == "ravel":
+                return x.ravel()
+            if x.ndim == 4:  # channels last
+                return x.transpose(0, 2, 3, 1).reshape(x.shape[0], -1)
+            return x.reshape(x.shape[0], -1)
+        return flatten
+    return make
+
+
+def flatten_backward_with(rule):
+    def make(original):
+        def flatten_backward(dout, cache):
+            dout = np.asarray(dout)
+            if rule == "fortran":
+                return dout.reshape(cache["shape"], order="F")
+            return dout  # not reshaped
+        return flatten_backward
+    return make
+
+
+def softmax_cross_entropy_with(divide_loss=True, divide_grad=True, stable=True, sign=1.0):
+    def make(original):
+        def softmax_cross_entropy(scores, y):
+            scores, y = np.asarray(scores, dtype=float), np.asarray(y)
+            n = scores.shape[0]
+            shifted = scores - scores.max(axis=1, keepdims=True) if stable else scores
+            p = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+            if stable:
+                log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+            else:
+                log_p = np.log(p)
+            loss = -log_p[np.arange(n), y].sum() / (n if divide_loss else 1)
+            dscores = p.copy()
+            dscores[np.arange(n), y] -= 1
+            dscores = sign * dscores / (n if divide_grad else 1)
+            return float(loss), dscores
+        return softmax_cross_entropy
+    return make
+
+
+# Not in WRONG: test_checks_ps2 takes every entry of WRONG to be a check of problem set 2.
+# tests/wrong_versions/lenet.py registers these for the notebook tests.
+WRONG_DENSE = {
+    "layers.linear_forward": [("bias missing", linear_forward_without_bias)],
+    "layers.linear_backward": [
+        ("dw transposed (dout.T @ x)", linear_backward_with(dw_rule="dout.T @ x")),
+        ("dw = x @ dout (x not transposed)", linear_backward_with(dw_rule="x @ dout")),
+        ("db not summed over the batch", linear_backward_with(db_rule="none")),
+        ("db averaged over the batch", linear_backward_with(db_rule="mean0")),
+        ("db summed over the units", linear_backward_with(db_rule="sum1")),
+        ("dx = dout @ w (w not transposed)", linear_backward_with(dx_rule="dout @ w")),
+    ],
+    "layers.relu_forward": [("np.max instead of np.maximum", relu_forward_np_max)],
+    "layers.relu_backward": [
+        ("gradient passed where x < 0 (out >= 0)", relu_backward_with("out >= 0")),
+        ("dout times out", relu_backward_with("times out")),
+    ],
+    "layers.tanh_forward": [("exp formula (overflows)", tanh_forward_by_exp)],
+    "layers.tanh_backward": [
+        ("1 - tanh(out)**2 (cache taken for x)", tanh_backward_with("tanh of the cache")),
+        ("1 - out (square missing)", tanh_backward_with("no square")),
+    ],
+    "layers.sigmoid_forward": [
+        ("sign of the exponent flipped", sigmoid_forward_with("sign flipped")),
+        ("e^x / (1 + e^x) (overflows)", sigmoid_forward_with("overflow")),
+    ],
+    "layers.sigmoid_backward": [
+        ("(1 - s) factor missing", sigmoid_backward_with("no (1 - s)")),
+        ("sigmoid of the cache (cache taken for x)", sigmoid_backward_with("sigmoid again")),
+    ],
+    "layers.flatten": [
+        ("channels last", flatten_with("channels last")),
+        ("ravel: no batch axis", flatten_with("ravel")),
+    ],
+    "layers.flatten_backward": [
+        ("Fortran order", flatten_backward_with("fortran")),
+        ("not reshaped", flatten_backward_with("none")),
+    ],
+    "layers.softmax_cross_entropy": [
+        ("not divided by N", softmax_cross_entropy_with(divide_loss=False, divide_grad=False)),
+        ("gradient not divided by N", softmax_cross_entropy_with(divide_grad=False)),
+        ("no max subtraction (overflow)", softmax_cross_entropy_with(stable=False)),
+        ("gradient sign flipped", softmax_cross_entropy_with(sign=-1.0)),
+    ],
+}

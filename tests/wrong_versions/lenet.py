@@ -1,0 +1,97 @@
+"""Plausible mistakes in cnnlab.lenet exercises (the forward and backward pass of LeNet5)."""
+
+import numpy as np
+
+from cnnlab.layers import (
+    conv2d_backward,
+    conv2d_forward,
+    flatten_backward,
+    flatten_forward,
+    linear_backward,
+    linear_forward,
+)
+from cnnlab.lenet import ACTIVATIONS, POOLINGS
+from tests.wrong_versions.layers import WRONG_DENSE
+
+
+def forward_with(act_on_scores=False, conv_act=True, dense_act=True, act_after_avg_pool=False,
+                 channels_last=False, prepare=True):
+    """A LeNet5 forward pass with one layer wrong."""
+    def make(original):
+        def lenet_forward(model, x):
+            p = model.params
+            act, _ = ACTIVATIONS[model.activation]
+            pool, _ = POOLINGS[model.pooling]
+            out = model.prepare(x) if prepare else np.asarray(x, dtype=float)[:, None]
+            caches = []
+            for conv, pool_name in (("C1", "S2"), ("C3", "S4")):
+                out, cache = conv2d_forward(out, p[f"{conv}.w"], p[f"{conv}.b"])
+                caches.append((conv, cache))
+                pool_first = model.pooling == "max" or act_after_avg_pool
+                if pool_first:
+                    out, cache = pool(out, 2)
+                    caches.append((pool_name, cache))
+                if conv_act:
+                    out, cache = act(out)
+                    caches.append((f"{conv}.act", cache))
+                if not pool_first:
+                    out, cache = pool(out, 2)
+                    caches.append((pool_name, cache))
+            if channels_last:
+                out = np.ascontiguousarray(out.transpose(0, 2, 3, 1))
+            out, cache = flatten_forward(out)
+            caches.append(("flatten", cache))
+            for name in model.dense_names:
+                out, cache = linear_forward(out, p[f"{name}.w"], p[f"{name}.b"])
+                caches.append((name, cache))
+                if (name != "OUT" and dense_act) or (name == "OUT" and act_on_scores):
+                    out, cache = act(out)
+                    caches.append((f"{name}.act", cache))
+            return out, caches
+        return lenet_forward
+    return make
+
+
+def backward_with(skip=(), forward_order=False):
+    """A LeNet5 backward pass that skips some activations, or walks the caches forwards."""
+    def make(original):
+        def lenet_backward(model, dscores, caches):
+            _, act_backward = ACTIVATIONS[model.activation]
+            _, pool_backward = POOLINGS[model.pooling]
+            grads, dout = {}, dscores
+            for name, cache in (caches if forward_order else reversed(caches)):
+                if name.endswith(".act"):
+                    if name.split(".")[0] not in skip:
+                        dout = act_backward(dout, cache)
+                elif name in ("S2", "S4"):
+                    dout = pool_backward(dout, cache)
+                elif name == "flatten":
+                    dout = flatten_backward(dout, cache)
+                elif name in ("C1", "C3"):
+                    dout, grads[f"{name}.w"], grads[f"{name}.b"] = conv2d_backward(dout, cache)
+                else:
+                    dout, grads[f"{name}.w"], grads[f"{name}.b"] = linear_backward(dout, cache)
+            return grads
+        return lenet_backward
+    return make
+
+
+WRONG = {
+    # The dense layers' wrong versions sit in layers.py, next to the convolution's; they
+    # are registered here because test_checks_ps2 reads every entry of layers.WRONG.
+    **WRONG_DENSE,
+    "lenet.lenet_forward": [
+        ("activation on the scores", forward_with(act_on_scores=True)),
+        ("no activation after the convolutions", forward_with(conv_act=False)),
+        ("no activation after the hidden layers", forward_with(dense_act=False)),
+        ("average pooling before the activation", forward_with(act_after_avg_pool=True)),
+        ("flattened channels last", forward_with(channels_last=True)),
+        ("input not prepared", forward_with(prepare=False)),
+    ],
+    "lenet.lenet_backward": [
+        ("activations skipped", backward_with(skip=("C1", "C3", "F5", "F6", "F7"))),
+        ("conv activations skipped", backward_with(skip=("C1", "C3"))),
+        ("hidden activations skipped", backward_with(skip=("F5", "F6", "F7"))),
+        ("caches walked in forward order", backward_with(forward_order=True)),
+    ],
+}
