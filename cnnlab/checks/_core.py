@@ -14,7 +14,9 @@ the arrays it returns with :meth:`Check.reference` computed in a clean process.
 from __future__ import annotations
 
 import importlib
+import inspect
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -80,6 +82,17 @@ class Check:
     # -- machinery -------------------------------------------------------------
     def target(self):
         return getattr(importlib.import_module(self.module), self.function)
+
+    def source_file(self) -> str:
+        """Where the function under test lives, e.g. 'cnnlab/layers/dense.py'."""
+        try:
+            path = Path(inspect.getfile(inspect.unwrap(self.target())))
+        except (TypeError, AttributeError):
+            return self.module.replace(".", "/") + ".py"
+        parts = path.parts
+        if "cnnlab" not in parts:  # e.g. replaced by a function defined elsewhere
+            return self.module.replace(".", "/") + ".py"
+        return "/".join(parts[len(parts) - 1 - parts[::-1].index("cnnlab"):])
 
     def cases(self, seed: int = 0, count: int | None = None) -> list[Case]:
         count = self.random_count if count is None else count
@@ -161,7 +174,7 @@ def run_case(chk: Check, case: Case) -> str | None:
         got = chk.call(**case.inputs)
     except NotImplementedError:
         return (f"{chk.function} is not implemented yet: replace the "
-                f"`raise NotImplementedError` in {chk.module.replace('.', '/')}.py")
+                f"`raise NotImplementedError` in {chk.source_file()}")
     except Exception as exc:  # report any crash of student code as a failure
         return f"{chk.function} raised {type(exc).__name__}: {exc}"
     return chk.compare(case, got, chk.reference(**case.inputs))

@@ -115,8 +115,7 @@ def linear_forward(x, w, b):
         raise ValueError(f"b must have shape (M,) = ({w.shape[1]},), one bias per column of w, "
                          f"got shape {b.shape}")
     # BEGIN SOLUTION
-    out = x @ w
-    out += b
+    out = x @ w + b
     # END SOLUTION
     cache = {"x": x, "w": w}
     return out, cache
