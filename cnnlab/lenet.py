@@ -561,8 +561,9 @@ def lenet_backward(model, dscores, caches):
             dout = pool_backward(dout, cache)
         elif name == "flatten":
             dout = flatten_backward(dout, cache)
-        elif name in ("C1", "C3"):
-            dout, grads[f"{name}.w"], grads[f"{name}.b"] = conv2d_backward(dout, cache)
+        elif name in ("C1", "C3"):  # C1's input is the images: skip their gradient
+            dout, grads[f"{name}.w"], grads[f"{name}.b"] = conv2d_backward(
+                dout, cache, need_dx=name != "C1")
         else:
             dout, grads[f"{name}.w"], grads[f"{name}.b"] = linear_backward(dout, cache)
     return grads

@@ -251,3 +251,19 @@ BAD_CALLS = [
 def test_bad_input_is_refused_with_a_clear_message(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_backward_can_skip_the_input_gradient_and_keeps_float32():
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3, 2, 7, 6)).astype(np.float32)
+    w = rng.standard_normal((4, 2, 3, 2)).astype(np.float32)
+    b = rng.standard_normal(4).astype(np.float32)
+    out, cache = conv2d_forward(x, w, b, stride=(2, 1), padding=1, dilation=(1, 2))
+    dout = rng.standard_normal(out.shape).astype(np.float32)
+    dx, dw, db = conv2d_backward(dout, cache)
+    none, dw_only, db_only = conv2d_backward(dout, cache, need_dx=False)
+    assert none is None
+    np.testing.assert_array_equal(dw_only, dw)
+    np.testing.assert_array_equal(db_only, db)
+    assert out.dtype == dx.dtype == dw.dtype == db.dtype == np.float32
+    assert dx.shape == x.shape and dx.flags.c_contiguous

@@ -82,7 +82,11 @@ def conv2d_forward(x, w, b, stride=1, padding=0, dilation=1):
         ``numpy.result_type(x, w, b)``: float32 inputs give a float32 output.
     cache : dict
         ``{"x": x, "w": w, "stride": (sh, sw), "padding": (ph, pw),
-        "dilation": (dh, dw), "out_shape": out.shape}``, for :func:`conv2d_backward`.
+        "dilation": (dh, dw), "out_shape": out.shape, "cols": cols}``, for
+        :func:`conv2d_backward`; ``cols``, shape ``(N, C * KH * KW, OH * OW)``, is the
+        im2col matrix of every image (``cols[n, (c, i, j), (p, q)]`` is the input pixel
+        that weight ``w[:, c, i, j]`` meets at output pixel ``(p, q)``), which the
+        backward reuses for ``dw``.
 
     Raises
     ------
@@ -127,23 +131,27 @@ def conv2d_forward(x, w, b, stride=1, padding=0, dilation=1):
         )
     # BEGIN SOLUTION
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
-    kh, kw = w.shape[2:]
+    n, c = x.shape[:2]
+    f, _, kh, kw = w.shape
     xpad = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     # windows[n, c, p, q] is the (kh, kw) receptive field of output pixel (p, q): a view.
     windows = sliding_window_view(xpad, (dh * (kh - 1) + 1, dw * (kw - 1) + 1), axis=(2, 3))
-    windows = windows[:, :, ::sh, ::sw, ::dh, ::dw]
-    # One matrix product (im2col x filters): sum over c, i, j -> (F, N, OH, OW).
-    product = np.tensordot(w, windows, axes=([1, 2, 3], [1, 4, 5]))
-    n, f, oh, ow = x.shape[0], w.shape[0], windows.shape[2], windows.shape[3]
-    out = np.empty((n, f, oh, ow), dtype=np.result_type(x, w, b))
-    np.add(product.transpose(1, 0, 2, 3), b.reshape(1, f, 1, 1), out=out)
+    windows = windows[:, :, ::sh, ::sw, ::dh, ::dw]  # (N, C, OH, OW, KH, KW)
+    oh, ow = windows.shape[2:4]
+    # im2col, copied once: cols[n] has a row per weight (c, i, j) and a column per output
+    # pixel. Contiguous, it makes fast matrix products here and in the backward (for dw).
+    cols = windows.transpose(0, 1, 4, 5, 2, 3).reshape(n, c * kh * kw, oh * ow)
+    # One matrix product per image, (F, C*KH*KW) @ (C*KH*KW, OH*OW): already (N, F, ...).
+    out = np.matmul(w.reshape(f, -1), cols, dtype=np.result_type(x, w, b))
+    out += b.reshape(f, 1)  # in place: no second output-sized array
+    out = out.reshape(n, f, oh, ow)
     # END SOLUTION
     cache = {"x": x, "w": w, "stride": stride, "padding": padding, "dilation": dilation,
-             "out_shape": out.shape}
+             "out_shape": out.shape, "cols": cols}
     return out, cache
 
 
-def conv2d_backward(dout, cache):
+def conv2d_backward(dout, cache, need_dx=True):
     """Backward pass of a 2-D convolution layer.
 
     With ``xpad`` the padded input and ``(p, q)`` running over the output pixels:
@@ -162,11 +170,16 @@ def conv2d_backward(dout, cache):
         Upstream gradient, the shape of the forward output.
     cache : dict
         The cache returned by :func:`conv2d_forward`.
+    need_dx : bool, optional
+        If False, skip the input gradient and return ``dx=None``: for a first
+        layer, whose input (the images) has no parameters, it is the most
+        expensive part of the backward and nobody uses it.
 
     Returns
     -------
-    dx : ndarray, shape (N, C, H, W)
-        Gradient with respect to ``x``, dtype ``numpy.result_type(w, dout)``.
+    dx : ndarray, shape (N, C, H, W), or None
+        Gradient with respect to ``x``, dtype ``numpy.result_type(w, dout)``
+        (``None`` if ``need_dx`` is False).
     dw : ndarray, shape (F, C, KH, KW)
         Gradient with respect to ``w``, dtype ``numpy.result_type(x, dout)``.
     db : ndarray, shape (F,)
@@ -194,7 +207,7 @@ def conv2d_backward(dout, cache):
     >>> db
     array([4.])
     """
-    keys = ("x", "w", "stride", "padding", "dilation", "out_shape")
+    keys = ("x", "w", "stride", "padding", "dilation", "out_shape", "cols")
     if not isinstance(cache, dict) or not all(key in cache for key in keys):
         raise ValueError(f"cache must be the cache returned by conv2d_forward, a dict with "
                          f"keys {keys}, got {type(cache).__name__}")
@@ -203,31 +216,33 @@ def conv2d_backward(dout, cache):
         raise ValueError(f"dout must have the shape of the forward output "
                          f"{tuple(cache['out_shape'])}, got {dout.shape}")
     # BEGIN SOLUTION
-    x, w = cache["x"], cache["w"]
+    x, w, cols = cache["x"], cache["w"], cache["cols"]
     (sh, sw), (ph, pw) = cache["stride"], cache["padding"]
     dil_h, dil_w = cache["dilation"]  # (named so as not to clash with the gradient dw)
     n, c, height, width = x.shape
-    kh, kw = w.shape[2:]
+    f, _, kh, kw = w.shape
     oh, ow = dout.shape[2:]
-    xpad = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    spans = (dil_h * (kh - 1) + 1, dil_w * (kw - 1) + 1)
-    windows = sliding_window_view(xpad, spans, axis=(2, 3))
-    windows = windows[:, :, ::sh, ::sw, ::dil_h, ::dil_w]  # (N, C, OH, OW, KH, KW)
-    dw = np.tensordot(dout, windows, axes=([0, 2, 3], [0, 2, 3]))  # (F, C, KH, KW)
-    db = dout.sum(axis=(0, 2, 3))
-    # Gradient of every receptive field (col2im's input), laid out (C, KH, KW, N, OH, OW).
-    dcols = np.tensordot(w, dout, axes=([0], [1]))
-    # col2im: tap (i, j) of all receptive fields is one strided slice of the padded input;
-    # where receptive fields overlap, += adds up their contributions.
-    dxpad = np.zeros((c, n) + xpad.shape[2:], dtype=dcols.dtype)
+    dout = dout.reshape(n, f, oh * ow)
+    # dw with the forward's im2col: per image (C*KH*KW, OH*OW) @ (OH*OW, F), summed over n.
+    dw = np.matmul(cols, dout.transpose(0, 2, 1)).sum(axis=0).T.reshape(w.shape)
+    db = dout.sum(axis=(0, 2))
+    if not need_dx:  # e.g. the first layer: nobody needs the gradient of the images
+        return None, dw, db
+    # dx with the batch as the *last* axis, so that col2im adds long contiguous runs.
+    dout_rows = dout.transpose(1, 2, 0).reshape(f, oh * ow * n)  # (F, OH*OW*N)
+    dxpad = np.zeros((c, height + 2 * ph, width + 2 * pw, n),
+                     dtype=np.result_type(w, dout))
+    # col2im, one kernel tap (i, j) at a time: (C, F) @ (F, OH*OW*N) is the gradient of
+    # tap (i, j) of every receptive field, and those taps are one strided slice of the
+    # padded input; where receptive fields overlap, += adds up their contributions.
     for i in range(kh):
         for j in range(kw):
             rows = slice(i * dil_h, i * dil_h + sh * (oh - 1) + 1, sh)
-            cols = slice(j * dil_w, j * dil_w + sw * (ow - 1) + 1, sw)
-            dxpad[:, :, rows, cols] += dcols[:, i, j]
-    dx = dxpad[:, :, ph:ph + height, pw:pw + width].transpose(1, 0, 2, 3)
-    dx = np.ascontiguousarray(dx)
-    return dx, dw, db
+            columns = slice(j * dil_w, j * dil_w + sw * (ow - 1) + 1, sw)
+            dxpad[:, rows, columns] += (w[:, :, i, j].T @ dout_rows).reshape(c, oh, ow, n)
+    # Cut the padding off and put the batch axis first again.
+    dx = dxpad[:, ph:ph + height, pw:pw + width].transpose(3, 0, 1, 2)
+    return np.ascontiguousarray(dx), dw, db
     # END SOLUTION
 
 
