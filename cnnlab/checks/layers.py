@@ -14,7 +14,7 @@ import importlib
 import numpy as np
 import scipy.signal
 
-from cnnlab.checks._core import Case, Check, register
+from cnnlab.checks._core import Case, Check, as_arg, pair, register
 
 MAGIC = np.array([[16, 2, 3, 13], [5, 11, 10, 8], [9, 7, 6, 12], [4, 14, 15, 1]])
 DELTA_3X3 = np.array([[0.8, 0.1, -0.6], [0.3, 0.5, 0.7], [-0.4, 0.0, -0.2]])
@@ -22,39 +22,14 @@ DELTA_2X2 = np.array([[1, 3], [2, 4]])
 KERNEL_2X2 = np.array([[1, 2], [3, 4]])
 
 
-def _agree(a, b, rtol, atol) -> bool:
-    try:
-        return np.shape(a) == np.shape(b) and bool(np.allclose(a, b, rtol=rtol, atol=atol))
-    except (TypeError, ValueError):
-        return False
 
-
-class _HintedCheck(Check):
-    """Hints only from mistakes that, on this case, differ from the right answer."""
-
-    def diagnose(self, case, got):
-        right = self.reference(**case.inputs)
-        for hint, wrong in self.mistakes(**case.inputs):
-            if all(_agree(v, right.get(k), self.rtol, self.atol) for k, v in wrong.items()):
-                continue  # the mistake makes no difference here: it explains nothing
-            if all(_agree(got.get(k), v, self.rtol, self.atol) for k, v in wrong.items()):
-                return hint
-        return None
-
-
-def pair(value) -> tuple[int, int]:
-    return (int(value), int(value)) if np.ndim(value) == 0 else tuple(int(v) for v in value)
-
-
-def as_arg(value):
-    return int(value) if np.ndim(value) == 0 else tuple(int(v) for v in value)
 
 
 def random_matrix(rng, shape, integer):
     return rng.integers(-5, 6, size=shape) if integer else rng.normal(size=shape)
 
 
-class _LayerCheck(_HintedCheck):
+class _LayerCheck(Check):
     module = "cnnlab.layers"
 
     def function_of_module(self, name):

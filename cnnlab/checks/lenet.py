@@ -22,8 +22,8 @@ import math
 
 import numpy as np
 
-from cnnlab.checks._core import Case, register
-from cnnlab.checks.layers import _HintedCheck, conv_backward_loop, conv_reference
+from cnnlab.checks._core import Case, Check, agree, register
+from cnnlab.checks.layers import conv_backward_loop, conv_reference
 from cnnlab.checks.pooling import max_routing, pool_loop, spread
 
 #: MNIST's pixel mean and standard deviation, with which LeNet5.prepare standardizes.
@@ -204,7 +204,7 @@ def describe_config(config):
             f"{input_size}x{input_size} input")
 
 
-class _NetworkCheck(_HintedCheck):
+class _NetworkCheck(Check):
     module = "cnnlab.lenet"
     rtol, atol = 1e-6, 1e-9
     random_count = 8
@@ -317,7 +317,7 @@ class LenetBackward(_NetworkCheck):
 
     def diagnose(self, case, got):
         right = self.reference(**case.inputs)
-        if not _agree_or_false(got.get("scores"), right["scores"], self.rtol, self.atol):
+        if not agree(got.get("scores"), right["scores"], self.rtol, self.atol):
             return ("the scores of your lenet_forward are wrong (this test runs it first to "
                     "get the caches): make its test pass first")
         return super().diagnose(case, got)
@@ -338,8 +338,3 @@ class LenetBackward(_NetworkCheck):
         return found
 
 
-def _agree_or_false(a, b, rtol, atol) -> bool:
-    try:
-        return np.shape(a) == np.shape(b) and bool(np.allclose(a, b, rtol=rtol, atol=atol))
-    except (TypeError, ValueError):
-        return False

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnlab.checks._core import Case, register
-from cnnlab.checks.layers import _HintedCheck
+from cnnlab.checks._core import Case, Check, register
 
 
 def sgd_reference(param, grads, lrs, momentum, weight_decay, nesterov, *, use_momentum=True,
@@ -47,7 +46,7 @@ def sgd_reference(param, grads, lrs, momentum, weight_decay, nesterov, *, use_mo
     return p, v
 
 
-class _OptimCheck(_HintedCheck):
+class _OptimCheck(Check):
     module = "cnnlab.optim"
     rtol, atol = 1e-9, 1e-12
 

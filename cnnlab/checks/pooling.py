@@ -13,7 +13,7 @@ import importlib
 
 import numpy as np
 
-from cnnlab.checks._core import Case, Check, register
+from cnnlab.checks._core import Case, Check, as_arg, pair, register
 
 LECTURE_X = np.array([[1, 1, 2, 4], [5, 6, 7, 8], [3, 2, 1, 0], [1, 2, 3, 4]])
 LECTURE_DELTA = np.array([[1, 3], [2, 4]])
@@ -35,33 +35,7 @@ SETTINGS = [
 
 # ------------------------------------------------------------------ helpers
 
-def _agree(a, b, rtol, atol) -> bool:
-    try:
-        return np.shape(a) == np.shape(b) and bool(np.allclose(a, b, rtol=rtol, atol=atol))
-    except (TypeError, ValueError):
-        return False
 
-
-class _HintedCheck(Check):
-    """Hints only from mistakes that, on this case, differ from the right answer."""
-
-    def diagnose(self, case, got):
-        right = self.reference(**case.inputs)
-        for hint, wrong in self.mistakes(**case.inputs):
-            if all(_agree(v, right.get(k), self.rtol, self.atol) for k, v in wrong.items()):
-                continue  # the mistake makes no difference here: it explains nothing
-            if all(_agree(got.get(k), v, self.rtol, self.atol) for k, v in wrong.items()):
-                return hint
-        return None
-
-
-def pair(value) -> tuple[int, int]:
-    return (int(value), int(value)) if np.ndim(value) == 0 else tuple(int(v) for v in value)
-
-
-def as_arg(value):
-    """An int or a pair of ints as the function under test expects it."""
-    return int(value) if np.ndim(value) == 0 else tuple(int(v) for v in value)
 
 
 def geometry(x_shape, size, stride):
@@ -197,7 +171,7 @@ def random_pooling_cases(rng, count, distinct=True, with_dout=False):
     return cases
 
 
-class _PoolingCheck(_HintedCheck):
+class _PoolingCheck(Check):
     module = "cnnlab.pooling"
 
     def function_of_module(self, name):
