@@ -8,7 +8,7 @@ PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.cnnlab-installed
 NOTEBOOKS = $(sort $(wildcard notebooks/*.ipynb))
 
-.PHONY: setup test demo lab lint clean
+.PHONY: setup test demo lab lint bench clean
 
 setup: $(STAMP)
 
@@ -33,6 +33,15 @@ demo: $(STAMP)
 	mkdir -p build
 	MPLBACKEND=Agg $(PY) -m jupyter nbconvert --to html --execute --output-dir build $(NOTEBOOKS)
 	@if [ -f cnnlab/__main__.py ]; then $(PY) -m cnnlab train --output-dir build; fi
+
+# Every figure quoted in the README, re-measured (installs PyTorch CPU as a yardstick).
+bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) benchmarks/bench_signal.py
+	$(PY) benchmarks/bench_conv.py
+	$(PY) benchmarks/bench_lenet_speed.py
+	$(PY) benchmarks/bench_lenet_accuracy.py
+	$(PY) benchmarks/bench_grading.py
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/

@@ -36,27 +36,35 @@ def available() -> bool:
         return False
     if not shutil.which("unshare") or not shutil.which("mount"):
         return False
-    probe = Path(sys.prefix)
     try:
-        spec = {"keep": [[str(probe), False]], "hide": ["/tmp"], "loopback": True}
-        result = run_probe(spec)
+        return run_probe()
     except (OSError, subprocess.SubprocessError):
         return False
-    return result
 
 
-def run_probe(spec: dict) -> bool:
+def run_probe() -> bool:
+    """Hide a folder holding a file, keep the Python installation, and look.
+
+    The probe must not depend on where the repository or the venv live (a
+    checkout under /tmp is common in CI): it only asks whether a hidden file
+    has really gone while Python still runs.
+    """
     import tempfile
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
-        json.dump(spec, handle)
-    try:
-        command = base_command(network=False) + [
-            sys.executable, "-I", "-S", str(SETUP), handle.name, "--", sys.executable, "-I",
-            "-S", "-c", "import os; assert not os.listdir('/tmp')"]
-        done = subprocess.run(command, capture_output=True, timeout=30, cwd=sys.prefix)
-        return done.returncode == 0
-    finally:
-        os.unlink(handle.name)
+    with tempfile.TemporaryDirectory(prefix="cnnlab-jail-probe-") as secret_dir:
+        secret = Path(secret_dir, "secret")
+        secret.write_text("x")
+        spec = {"keep": [[p, False] for p in python_roots()], "hide": [secret_dir],
+                "loopback": True}
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+            json.dump(spec, handle)
+        try:
+            command = base_command(network=False) + [
+                sys.executable, "-I", "-S", str(SETUP), handle.name, "--", sys.executable,
+                "-I", "-S", "-c", f"import os; assert not os.path.exists({str(secret)!r})"]
+            done = subprocess.run(command, capture_output=True, timeout=30, cwd=sys.prefix)
+            return done.returncode == 0
+        finally:
+            os.unlink(handle.name)
 
 
 def base_command(network: bool) -> list[str]:
