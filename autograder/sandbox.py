@@ -26,7 +26,6 @@ import selectors
 import shutil
 import signal
 import site
-import struct
 import subprocess
 import sys
 import sysconfig
@@ -39,6 +38,7 @@ import numpy as np
 
 from autograder import jail
 from autograder.course import REFERENCE_PACKAGE, REPO, thread_env
+from autograder.protocol import FrameReader
 from autograder.student_edition import STUB_MARKER
 from autograder.testcells import CheckCall, GradedCell
 
@@ -202,60 +202,6 @@ def assemble_package(submitted: Path | None, trusted: Path, dest: Path) -> list[
 
 
 # -- running the sandbox -----------------------------------------------------------------------
-
-class FrameReader:
-    """Parse the child's frames, with bounds on every size."""
-
-    def __init__(self, max_array: int, max_total: int):
-        self.buffer = bytearray()
-        self.max_array, self.max_total, self.received = max_array, max_total, 0
-        self.pending: dict | None = None
-        self.arrays: dict = {}
-        self.waiting: list[str] = []
-
-    def feed(self, data: bytes) -> list[tuple[dict, dict]]:
-        self.received += len(data)
-        if self.received > self.max_total:
-            raise ValueError(f"the package's outputs exceeded {self.max_total >> 20} MB")
-        self.buffer += data
-        messages = []
-        while True:
-            if self.pending is None:
-                if len(self.buffer) < 4:
-                    break
-                (size,) = struct.unpack(">I", self.buffer[:4])
-                if size > 1 << 20:
-                    raise ValueError("malformed output from the sandbox (oversized header)")
-                if len(self.buffer) < 4 + size:
-                    break
-                header = json.loads(bytes(self.buffer[4:4 + size]))
-                del self.buffer[:4 + size]
-                if not isinstance(header, dict):
-                    raise ValueError("malformed output from the sandbox")
-                names = header.get("arrays") or []
-                if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-                    raise ValueError("malformed output from the sandbox")
-                self.pending, self.arrays, self.waiting = header, {}, list(names)
-            if self.waiting:
-                if len(self.buffer) < 8:
-                    break
-                (size,) = struct.unpack(">Q", self.buffer[:8])
-                if size > self.max_array:
-                    raise ValueError(f"an output array is larger than {self.max_array >> 20} MB")
-                if len(self.buffer) < 8 + size:
-                    break
-                blob = bytes(self.buffer[8:8 + size])
-                del self.buffer[:8 + size]
-                name = self.waiting.pop(0)
-                try:
-                    self.arrays[name] = np.load(io.BytesIO(blob), allow_pickle=False)
-                except Exception as exc:  # anything unreadable is the student's output
-                    self.arrays[name] = ValueError(f"unreadable output {name!r}: {exc}")
-                continue
-            messages.append((self.pending, self.arrays))
-            self.pending = None
-        return messages
-
 
 def _site_dirs() -> tuple[list[str], list[str]]:
     paths = sysconfig.get_paths()

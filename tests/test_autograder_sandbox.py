@@ -11,7 +11,8 @@ import pytest
 
 from autograder import jail
 from autograder.course import REFERENCE_PACKAGE, REPO
-from autograder.sandbox import CaseBank, FrameReader, Limits, assemble_package, run_sandbox
+from autograder.protocol import FrameReader
+from autograder.sandbox import CaseBank, Limits, assemble_package, run_sandbox
 from autograder.student_edition import write_student_edition
 from autograder.submissions import patch_function, solve
 from autograder.testcells import CheckCall, GradedCell
