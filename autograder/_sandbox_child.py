@@ -13,6 +13,7 @@ per case (``ok`` with array names, or an ``error``); done.
 """
 
 import importlib
+import importlib.util
 import io
 import json
 import os
@@ -20,28 +21,33 @@ import resource
 import struct
 import sys
 
-BLOCKED_EVENTS = (
-    "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty",
-    "os.kill", "os.killpg", "os.setuid", "os.setgid", "os.chroot", "subprocess.",
-    "socket.", "ctypes.", "resource.setrlimit", "resource.prlimit", "signal.pthread_kill",
-    "gc.get_objects", "gc.get_referrers", "gc.get_referents", "sys.setprofile",
-    "os.remove", "os.rename", "os.rmdir", "os.mkdir", "os.symlink", "os.link", "os.chmod",
-    "os.chown", "os.truncate", "os.utime", "os.chdir", "os.putenv", "os.unsetenv",
-    "shutil.", "pty.", "webbrowser.", "urllib.", "http.", "ftplib.", "smtplib.", "mmap.",
-    "winreg.", "syslog.", "sqlite3.",
-)
-BLOCKED_IMPORTS = {"_posixsubprocess", "_socket", "socket", "ssl", "_ssl", "pty", "_ctypes",
-                   "multiprocessing", "_multiprocessing", "_sqlite3", "mmap"}
-PATH_EVENTS = {"open", "os.listdir", "os.scandir", "os.listxattr", "os.getxattr", "glob.glob",
-               "glob.glob/2", "pathlib.Path.glob", "pathlib.Path.rglob"}
-
 
 def install_guard(allowed: list[str], denied: list[str], sandbox: str) -> None:
     """An audit hook that confines file access and forbids processes, sockets and ctypes.
 
     A path may be read only if the longest of the allowed and denied roots that
-    contains it is an allowed one; nothing may be written.
+    contains it is an allowed one; nothing may be written. This is a second
+    layer under the operating system's (bubblewrap and seccomp, see
+    :mod:`autograder.jail`): the policy lives in this function's locals, as
+    immutable tuples and frozensets, where student code cannot rebind it.
     """
+    blocked_events = (
+        "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty",
+        "os.kill", "os.killpg", "os.setuid", "os.setgid", "os.chroot", "subprocess.",
+        "socket.", "ctypes.", "resource.setrlimit", "resource.prlimit", "signal.pthread_kill",
+        "gc.get_objects", "gc.get_referrers", "gc.get_referents", "sys.setprofile",
+        "os.remove", "os.rename", "os.rmdir", "os.mkdir", "os.symlink", "os.link", "os.chmod",
+        "os.chown", "os.truncate", "os.utime", "os.chdir", "os.putenv", "os.unsetenv",
+        "os.mkfifo", "os.mknod", "os.setxattr", "os.removexattr", "os.memfd_create",
+        "shutil.", "pty.", "webbrowser.", "urllib.", "http.", "ftplib.", "smtplib.", "mmap.",
+        "winreg.", "syslog.", "sqlite3.", "cffi.",
+    )
+    blocked_imports = frozenset({
+        "_posixsubprocess", "_socket", "socket", "ssl", "_ssl", "pty", "_ctypes", "ctypes",
+        "cffi", "_cffi_backend", "multiprocessing", "_multiprocessing", "_sqlite3", "mmap"})
+    path_events = frozenset({
+        "open", "os.listdir", "os.scandir", "os.listxattr", "os.getxattr", "glob.glob",
+        "glob.glob/2", "pathlib.Path.glob", "pathlib.Path.rglob"})
     roots = sorted([(r.rstrip("/") or "/", True) for r in allowed]
                    + [(r.rstrip("/") or "/", False) for r in denied],
                    key=lambda item: len(item[0]), reverse=True)
@@ -59,7 +65,7 @@ def install_guard(allowed: list[str], denied: list[str], sandbox: str) -> None:
         return path in ("/dev/null", "/dev/urandom")
 
     def hook(event, args):
-        if event in PATH_EVENTS:
+        if event in path_events:
             target = args[0] if args else None
             if target is None or isinstance(target, int):
                 if event == "open" and isinstance(target, int):
@@ -76,9 +82,9 @@ def install_guard(allowed: list[str], denied: list[str], sandbox: str) -> None:
             if not permitted(target):
                 raise PermissionError(f"the autograder's sandbox forbids access to {target!r}")
         elif event == "import":
-            if args and args[0] in BLOCKED_IMPORTS:
+            if args and args[0] in blocked_imports:
                 raise ImportError(f"the autograder's sandbox forbids importing {args[0]}")
-        elif event.startswith(BLOCKED_EVENTS):
+        elif event.startswith(blocked_events):
             raise PermissionError(f"the autograder's sandbox forbids {event}")
 
     sys.addaudithook(hook)
@@ -153,6 +159,12 @@ def main() -> None:
     inputs = {task["id"]: np.load(os.path.join(spec["sandbox"], task["arrays"]),
                                   allow_pickle=False) for task in spec["tasks"]}
     inputs = {key: {name: npz[name] for name in npz.files} for key, npz in inputs.items()}
+    if spec.get("lockdown"):  # seccomp, from the trusted copy next to this script
+        loader = importlib.util.spec_from_file_location("_lockdown", spec["lockdown"])
+        lockdown = importlib.util.module_from_spec(loader)
+        loader.loader.exec_module(lockdown)
+        lockdown.lock_down(unix_sockets=False)
+        del lockdown, loader
     install_guard(spec["allowed"], spec["denied"], spec["sandbox"])
     from cnnlab.checks import get_check  # the instructor's checks (the package is the student's)
 

@@ -59,6 +59,7 @@ class Limits:
     memory_mb: int = 2048               # address space of the sandboxed process
     max_output_mb: int = 64             # per output array
     max_total_output_mb: int = 512      # per submission
+    unsafe_no_isolation: bool = False   # the instructor's explicit choice to grade unjailed
 
 
 @dataclass
@@ -345,6 +346,7 @@ def _run_tasks(box: Path, bank: CaseBank, limits: Limits, course: Path | None,
     for task in tasks.values():
         (box / f"{task.id}.npz").write_bytes(task.npz)
     shutil.copyfile(CHILD, box / "_runner.py")
+    shutil.copyfile(jail.LOCKDOWN, box / "_lockdown.py")
     stdlib, sites = _site_dirs()
     allowed = [str(box), *stdlib, *sites]
     rlimits = {"RLIMIT_AS": limits.memory_mb << 20, "RLIMIT_FSIZE": 1 << 20,
@@ -352,8 +354,10 @@ def _run_tasks(box: Path, bank: CaseBank, limits: Limits, course: Path | None,
                "RLIMIT_CPU": int(limits.submission_timeout) + 5}
     env = {"PATH": "/usr/bin:/bin", "HOME": str(box), "LANG": "C.UTF-8", "TMPDIR": str(box),
            "NBGRADER_EXECUTION": "autograde", "MPLBACKEND": "Agg", **thread_env()}
-    prefix = jail.jail_prefix(box, box, writable=False, hide=[course] if course else [])
-    report.isolation = ("namespaces + audit hook" if prefix else "audit hook") + " + rlimits"
+    report.isolation = jail.require(limits.unsafe_no_isolation) + " + audit hook + rlimits"
+    jailed = jail.available()
+    if jailed:
+        jail.make_writable(box)  # readable by the sandbox's user; bound read-only
     deadline_total = time.monotonic() + limits.submission_timeout
     pending = list(tasks)
     modules = {tid: tasks[tid].check.module for tid in tasks}
@@ -362,14 +366,16 @@ def _run_tasks(box: Path, bank: CaseBank, limits: Limits, course: Path | None,
         attempt_number += 1
         spec = {"sandbox": str(box), "stdlib": stdlib, "site_packages": sites,
                 "preload": list(PRELOAD), "allowed": allowed, "denied": _denied(course),
-                "rlimits": rlimits,
+                "rlimits": rlimits, "lockdown": str(box / "_lockdown.py") if jailed else None,
                 "tasks": [{"id": tid, "check": tasks[tid].call.name,
                            "arrays": f"{tid}.npz", "cases": tasks[tid].encoded}
                           for tid in pending]}
         spec_path = box / f"spec{attempt_number}.json"
         spec_path.write_text(json.dumps(spec))
-        command = [*(prefix or []), sys.executable, "-I", "-S", "-B", str(box / "_runner.py"),
-                   str(spec_path)]
+        command = [sys.executable, "-I", "-S", "-B", str(box / "_runner.py"), str(spec_path)]
+        if jailed:
+            command = jail.command(command, chdir=box, read_only=[box], env=env)
+            spec_path.chmod(0o644)
         attempt = _Attempt(command, env, box, limits)
         state = {"ready": False, "current": None, "imported": False,
                  "deadline": time.monotonic() + limits.startup_timeout, "why": "startup"}
@@ -420,7 +426,7 @@ def _run_tasks(box: Path, bank: CaseBank, limits: Limits, course: Path | None,
         if not state["ready"]:
             why = (f"did not start within {limits.startup_timeout:.0f} s"
                    if stop_reason and stop_reason.get("ev") == "timeout"
-                   else _exit_reason(returncode, limits, bool(prefix)))
+                   else _exit_reason(returncode, limits, jailed))
             report.error = f"the sandbox could not start ({why}; isolation: {report.isolation})"
             for tid in pending:
                 outcomes[tid]["error"] = report.error
@@ -437,7 +443,7 @@ def _run_tasks(box: Path, bank: CaseBank, limits: Limits, course: Path | None,
             elif stop_reason:
                 why = stop_reason.get("why")
             else:
-                why = _exit_reason(returncode, limits, bool(prefix))
+                why = _exit_reason(returncode, limits, jailed)
             outcomes[current]["error"] = outcomes[current]["error"] or why
             pending.remove(current)
             if not state["imported"]:  # the import itself hangs or crashes: do not retry
@@ -453,7 +459,7 @@ def _run_tasks(box: Path, bank: CaseBank, limits: Limits, course: Path | None,
                     outcomes[tid]["error"] = "not run: this test's cell had already failed"
                     pending.remove(tid)
         elif not finished:  # no progress at all: stop here
-            why = (stop_reason or {}).get("why") or _exit_reason(returncode, limits, bool(prefix))
+            why = (stop_reason or {}).get("why") or _exit_reason(returncode, limits, jailed)
             for tid in pending:
                 outcomes[tid]["error"] = outcomes[tid]["error"] or (
                     f"the sandboxed process stopped before running this test ({why})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import struct
 import time
@@ -60,16 +61,29 @@ def score(setup, folder, limits=FAST):
     return report, {k: v.score for k, v in report.cells.items()}
 
 
-@pytest.fixture(params=["jail", "no-jail"])
+@pytest.fixture(params=["jail", "unsafe"])
 def isolation(request, monkeypatch):
-    """Run a test with the namespace jail (where it works) and with the fallback guards."""
-    if request.param == "no-jail":
+    """Limits for a test run in the jail, and with only the Python-level guards left."""
+    if request.param == "unsafe":
         monkeypatch.setenv("CNNLAB_NO_JAIL", "1")
-    elif not jail.available():
-        pytest.skip("user namespaces are not available here")
-    jail.available.cache_clear()
-    yield request.param
-    jail.available.cache_clear()
+    jail.problem.cache_clear()
+    yield dataclasses.replace(FAST, unsafe_no_isolation=request.param == "unsafe")
+    jail.problem.cache_clear()
+
+
+def test_without_isolation_the_sandbox_refuses_unless_told(setup, monkeypatch):
+    monkeypatch.setenv("CNNLAB_NO_JAIL", "1")
+    jail.problem.cache_clear()
+    try:
+        with pytest.raises(jail.IsolationUnavailable, match="cannot grade safely.*"
+                           "unsafe-no-isolation"):
+            score(setup, package(setup, "refused"))
+        report, scores = score(setup, package(setup, "unsafe"),
+                               dataclasses.replace(FAST, unsafe_no_isolation=True))
+        assert report.isolation.startswith("NONE (--unsafe-no-isolation")
+        assert scores == {"test_correlate": 2, "test_convolve": 1, "test_pad2d": 1}
+    finally:
+        jail.problem.cache_clear()
 
 
 def test_reference_passes_and_release_fails(setup):
@@ -214,9 +228,9 @@ def _steal():
 @pytest.mark.parametrize("attack", sorted(ATTACKS))
 def test_student_code_cannot_reach_the_reference_or_the_system(setup, isolation, attack):
     body = [I + "_module = _steal()", I + "return _module.pad2d(x, padding, value)"]
-    folder = package(setup, f"attack-{isolation}-{attack.replace(' ', '_')}",
+    folder = package(setup, f"attack-{isolation.unsafe_no_isolation}-{attack.replace(' ', '_')}",
                      {"pad2d": body}, prelude=ANSWER + ATTACKS[attack])
-    report, scores = score(setup, folder)
+    report, scores = score(setup, folder, isolation)
     assert scores["test_pad2d"] == 0, (attack, report.cells["test_pad2d"])
     assert scores["test_correlate"] == 2  # the rest of the package is still graded
 
