@@ -56,7 +56,7 @@ def _options(args):
     from autograder.grading import Options
     return Options(workers=args.workers, cell_timeout=args.cell_timeout,
                    submission_timeout=args.submission_timeout, memory_mb=args.memory_mb,
-                   use_jail=not args.no_jail)
+                   unsafe_no_isolation=args.unsafe_no_isolation)
 
 
 def cmd_collect(args) -> int:
@@ -71,9 +71,14 @@ def cmd_collect(args) -> int:
 
 def cmd_grade(args) -> int:
     from autograder.grading import grade
-    results = grade(args.assignment, Path(args.course),
-                    Path(args.submissions) if args.submissions else None,
-                    students=args.student or None, options=_options(args))
+    from autograder.jail import IsolationUnavailable
+    try:
+        results = grade(args.assignment, Path(args.course),
+                        Path(args.submissions) if args.submissions else None,
+                        students=args.student or None, options=_options(args))
+    except IsolationUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0 if results else 1
 
 
@@ -152,8 +157,9 @@ def parser() -> argparse.ArgumentParser:
                      help="seconds per submission (default 900)")
     sub.add_argument("--memory-mb", type=int, default=2048,
                      help="address-space limit of the sandboxed tests (default 2048)")
-    sub.add_argument("--no-jail", action="store_true",
-                     help="do not use Linux namespaces even where they work")
+    sub.add_argument("--unsafe-no-isolation", action="store_true",
+                     help="grade even where the sandbox (bubblewrap) cannot be set up: student "
+                          "code then runs with your rights; recorded in every record and report")
 
     sub = command("feedback", cmd_feedback, "write feedback HTML (no hidden tests)")
     sub.add_argument("assignment")

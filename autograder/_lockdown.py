@@ -10,8 +10,8 @@ The filter makes these system calls fail with EPERM for the rest of the
 process's life (a seccomp filter cannot be removed, and ``no_new_privs`` is set):
 running programs (``execve``), new processes (``fork``, ``vfork``, ``clone``
 without ``CLONE_THREAD``; ``clone3`` says ENOSYS so that threads fall back to
-``clone``), network sockets (all of them, or all but Unix-domain ones for the
-kernel, which talks to its client over Unix sockets), tracing other processes,
+``clone``), sockets (all of them; for the kernel, all but Unix-domain, netlink and
+IP ones, which reach nothing but the jail's own loopback), tracing other processes,
 device files and FIFOs (``mknod``), links and symlinks, extended attributes,
 anonymous executable memory files, mounts and namespaces, kernel keyrings,
 BPF, perf and the like.
@@ -47,8 +47,16 @@ def set_limits(limits: dict) -> None:
         resource.setrlimit(getattr(resource, name), (value, value))
 
 
-def lock_down(unix_sockets: bool = False) -> None:
-    """Load the seccomp filter into this process (and every thread it starts later)."""
+def lock_down(local_sockets: bool = False) -> None:
+    """Load the seccomp filter into this process (and every thread it starts later).
+
+    ``local_sockets`` lets Unix-domain and IP sockets through, for the kernel: its
+    clients talk to it over Unix sockets and ipykernel's own threads over
+    127.0.0.1 (ZeroMQ lists the interfaces through netlink first), and the
+    sandbox's network namespace has nothing but a private loopback, so there is
+    nowhere else to reach, and no capability to change it (or to open a raw
+    IP socket). Packet sockets and the other families stay denied.
+    """
     import pyseccomp as sc
 
     deny = sc.ERRNO(errno.EPERM)
@@ -60,9 +68,12 @@ def lock_down(unix_sockets: bool = False) -> None:
             pass
     rules.add_rule(deny, "clone", sc.Arg(0, sc.MASKED_EQ, CLONE_THREAD, 0))
     rules.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")
-    if unix_sockets:
+    if local_sockets:
+        allowed = (socket.AF_UNIX, socket.AF_INET, socket.AF_INET6, socket.AF_NETLINK)
         for call in ("socket", "socketpair"):
-            rules.add_rule(deny, call, sc.Arg(0, sc.NE, socket.AF_UNIX))
+            for family in range(64):  # every other address family
+                if family not in allowed:
+                    rules.add_rule(deny, call, sc.Arg(0, sc.EQ, family))
     else:
         rules.add_rule(deny, "socket")
         rules.add_rule(deny, "socketpair")

@@ -42,12 +42,12 @@ import nbformat
 
 from autograder import jail
 from autograder.build import BuildError, notebook_names
-from autograder.course import COURSE_ID, db_path, db_url
+from autograder.course import COURSE_ID, db_path, db_url, thread_env
 from autograder.ingest import copy_limited, ingest
 from autograder.nbg import base_env, ensure_tools_on_path, run_nbgrader, tail
 from autograder.outputs import cap_notebook
 from autograder.sandbox import CaseBank, Limits, SandboxReport, run_sandbox
-from autograder.testcells import assignment_cells
+from autograder.testcells import assignment_cells, strip_hidden
 
 MAX_COMMENT = 4000
 
@@ -58,7 +58,7 @@ class Options:
     cell_timeout: float = 120.0
     submission_timeout: float = 900.0
     memory_mb: int = 2048
-    use_jail: bool = True
+    unsafe_no_isolation: bool = False   # grade without the sandbox (recorded everywhere)
     quiet: bool = False
 
 
@@ -106,26 +106,49 @@ class Context:
         self.cell_index = {(c.notebook, c.grade_id): c for c in self.cells}
         self.bank = CaseBank([c for c in self.cells if c.sandboxed])
         self.trusted_package = self.source / "cnnlab"
+        self.isolation = jail.require(options.unsafe_no_isolation)
         self.limits = Limits(cell_timeout=options.cell_timeout,
                              submission_timeout=options.submission_timeout,
-                             memory_mb=options.memory_mb)
+                             memory_mb=options.memory_mb,
+                             unsafe_no_isolation=options.unsafe_no_isolation)
         self.lock = threading.Lock()
+        self.socket_dirs: list[Path] = []
         self.workroot = Path(tempfile.mkdtemp(prefix="cnnlab-grading-"))
         self.template_db = self.workroot / "template.db"
         self._make_template()
         self.kernel_dirs = kernel_dirs()
 
     def _make_template(self) -> None:
-        """A copy of the gradebook with the course's assignments and no student."""
+        """A copy of the gradebook with the assignment, no student, and nothing secret.
+
+        nbgrader restores a submission's test cells from the gradebook's source
+        cells, and the notebook run executes them in the student's kernel. The copy
+        given to notebook runs therefore holds the test cells as released: hidden
+        tests taken out (and their checksums recomputed), so that no kernel ever
+        runs, or sees, a hidden test. The hidden cases are scored by the sandbox.
+        """
         from nbgrader.api import Gradebook
+        from nbgrader.utils import compute_checksum
         shutil.copyfile(db_path(self.course), self.template_db)
         with Gradebook(f"sqlite:///{self.template_db}", COURSE_ID) as gb:
-            gb.find_assignment(self.assignment)
+            assignment = gb.find_assignment(self.assignment)
             for student in list(gb.students):
                 gb.remove_student(student.id)
+            for notebook in assignment.notebooks:
+                master = nbformat.read(str(self.source / f"{notebook.name}.ipynb"), as_version=4)
+                by_id = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in master.cells}
+                for cell in notebook.source_cells:
+                    released = strip_hidden(cell.source)
+                    if released != cell.source and cell.name in by_id:
+                        copy = nbformat.from_dict(dict(by_id[cell.name]))
+                        copy.source = released
+                        cell.source, cell.checksum = released, compute_checksum(copy)
+            gb.db.commit()
 
     def close(self) -> None:
         shutil.rmtree(self.workroot, ignore_errors=True)
+        for folder in self.socket_dirs:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def grade(assignment: str, course: Path, submissions: Path | None = None,
@@ -133,6 +156,7 @@ def grade(assignment: str, course: Path, submissions: Path | None = None,
     """Grade every submission of ``assignment`` (after copying them in from ``submissions``)."""
     options = options or Options()
     course = Path(course).resolve()
+    jail.require(options.unsafe_no_isolation)  # refuse before touching anything
     ingest_notes: dict[str, list[str]] = {}
     if submissions is not None:
         ingest_notes = ingest(Path(submissions), assignment, course)
@@ -154,8 +178,7 @@ def grade(assignment: str, course: Path, submissions: Path | None = None,
 
         if not options.quiet:
             print(f"grading {assignment}: {len(chosen)} submissions, {options.workers} workers, "
-                  f"isolation: {'namespaces' if options.use_jail and jail.available() else 'none'}"
-                  " + sandbox", flush=True)
+                  f"isolation: {context.isolation}", flush=True)
         with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
             for student, result in pool.map(work, chosen):
                 results[student] = result
@@ -175,7 +198,8 @@ def grade_student(ctx: Context, student: str, notes: list[str] | None = None) ->
               "graded_at": datetime.now(UTC).isoformat(timespec="seconds"),
               "status": "failed-to-grade", "reasons": [], "notes": list(notes or []),
               "notebooks": {}, "cells": {}, "sandbox": None, "score": 0.0,
-              "max_score": sum(c.points for c in ctx.cells), "empty": False}
+              "max_score": sum(c.points for c in ctx.cells), "empty": False,
+              "isolation": ctx.isolation}
     work = ctx.workroot / student
     work.mkdir(parents=True, exist_ok=True)
     submitted = ctx.course / "submitted" / student / ctx.assignment
@@ -286,9 +310,10 @@ def run_notebooks(ctx: Context, student: str, submitted: Path, states: dict, wor
     home = work / "home"
     for sub in ("tmp", "runtime", "data", ".ipython", "mpl", "cache"):
         (home / sub).mkdir(parents=True, exist_ok=True)
-    (private / "source").mkdir(parents=True)
-    shutil.copyfile(ctx.course / "nbgrader_config.py", private / "nbgrader_config.py")
-    shutil.copytree(ctx.source, private / "source" / ctx.assignment)
+    # No master notebook here: nbgrader restores test cells from the (stripped) gradebook;
+    # it only needs the released files of source/ to overwrite the student's copies.
+    shutil.copytree(ctx.source, private / "source" / ctx.assignment,
+                    ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints"))
     target = private / "submitted" / student / ctx.assignment
     copy_limited(submitted, target, [])
     valid = [nb for nb in ctx.notebooks if states[nb][0] == "ok"]
@@ -298,6 +323,7 @@ def run_notebooks(ctx: Context, student: str, submitted: Path, states: dict, wor
         else:
             notes += sanitize(target / f"{nb}.ipynb")
     shutil.copyfile(ctx.template_db, private / "gradebook.db")
+    config = (ctx.course / "nbgrader_config.py").read_text(encoding="utf-8")
     env = base_env({
         "HOME": str(home), "TMPDIR": str(home / "tmp"), "IPYTHONDIR": str(home / ".ipython"),
         "JUPYTER_RUNTIME_DIR": str(home / "runtime"), "JUPYTER_DATA_DIR": str(home / "data"),
@@ -305,12 +331,12 @@ def run_notebooks(ctx: Context, student: str, submitted: Path, states: dict, wor
         "CNNLAB_CACHE": str(home / "cache"), "NBGRADER_EXECUTION": "autograde",
         "CNNLAB_CELL_TIMEOUT": str(int(ctx.options.cell_timeout)),
     })
-    if ctx.kernel_dirs:  # the instructor's python3 kernelspec, wherever it is installed
+    if jail.available():
+        config += kernel_sandbox(ctx, work, env)
+    elif ctx.kernel_dirs:  # unsafe: the instructor's python3 kernelspec, unjailed
         env["JUPYTER_PATH"] = str(ctx.kernel_dirs[0].parents[1])
+    (private / "nbgrader_config.py").write_text(config, encoding="utf-8")
     prefix = None
-    if ctx.options.use_jail:
-        prefix = jail.jail_prefix(work, work, writable=True, network=False, hide=[ctx.course],
-                                  keep_ro=ctx.kernel_dirs)
     deadline = time.monotonic() + ctx.options.submission_timeout
     logs = results_dir(ctx.course, ctx.assignment) / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -350,6 +376,35 @@ def run_notebooks(ctx: Context, student: str, submitted: Path, states: dict, wor
                                              else ""),
                             "seconds": round(alone.seconds + retry.seconds, 1)}
     return read_private_gradebook(private, ctx, student), runs
+
+
+def kernel_sandbox(ctx: Context, work: Path, env: dict) -> str:
+    """Make nbgrader's kernels start in the sandbox; return the config lines it needs.
+
+    The kernelspec (in a data folder of this submission's, first on
+    ``JUPYTER_PATH``) launches :mod:`autograder.kernel_jail`; the kernel has no
+    network, so it talks to nbgrader over Unix sockets in a short folder of
+    their own (a socket path is limited to 107 bytes).
+    """
+    from autograder.kernel_jail import write_kernelspec
+    sockets = Path(tempfile.mkdtemp(prefix="cnnlab-ipc-"))
+    jail.make_writable(sockets)
+    ctx.socket_dirs.append(sockets)
+    scratch = work / "kernels"
+    scratch.mkdir()
+    kernel_env = {k: env[k] for k in ("MPLBACKEND", "NBGRADER_EXECUTION", "CNNLAB_CELL_TIMEOUT",
+                                      "PYDEVD_DISABLE_FILE_VALIDATION", "JUPYTER_PLATFORM_DIRS")}
+    kernel_env.update(thread_env(), PATH="/usr/bin:/bin", LANG="C.UTF-8")
+    memory = max(ctx.options.memory_mb, 1024) << 20
+    write_kernelspec(work / "jupyter", {
+        "scratch": str(scratch), "sockets": str(sockets), "env": kernel_env,
+        "rlimits": {"RLIMIT_AS": 2 * memory, "RLIMIT_FSIZE": 64 << 20, "RLIMIT_CORE": 0,
+                    "RLIMIT_CPU": int(ctx.options.submission_timeout) + 5}},
+        work / "kernel-jail.json")
+    env["JUPYTER_PATH"] = str(work / "jupyter")
+    return ("\n# added for this run: kernels in the sandbox talk over Unix sockets\n"
+            "c.KernelManager.transport = 'ipc'\n"
+            f"c.KernelManager.ip = {str(sockets / 'k')!r}\n")
 
 
 def read_private_gradebook(private: Path, ctx: Context, student: str) -> dict:
@@ -421,8 +476,11 @@ def record(ctx: Context, student: str, states: dict, runs: dict, in_notebook: di
                     else:
                         grade.manual_score, grade.needs_manual_grade = outcome.score, False
                         entry["sandbox"] = {k: getattr(outcome, k) for k in (
-                            "passed", "score", "cases", "failed_cases", "message", "summary")}
-                        if notebook_score is not None and notebook_score != outcome.score:
+                            "passed", "score", "cases", "failed_cases", "message", "summary",
+                            "visible_passed")}
+                        # notebook runs execute the visible tests only
+                        visible_score = cell.points if outcome.visible_passed else 0.0
+                        if notebook_score is not None and notebook_score != visible_score:
                             disagreements.append(
                                 f"{cell.grade_id}: {outcome.score:g}/{cell.points:g} "
                                 f"(the notebook run said {notebook_score:g}): "

@@ -73,6 +73,7 @@ class CellResult:
     failed_cases: int = 0
     message: str | None = None   # the first failure, in plain words
     summary: str | None = None   # a short normalized form, for reports
+    visible_passed: bool = False  # the cases a notebook run also sees (no hidden test)
 
 
 @dataclass
@@ -481,6 +482,7 @@ def _normalize(text: str) -> str:
 
 def _cell_result(cell: GradedCell, bank: CaseBank, outcomes: dict) -> CellResult:
     total, failed, message, summary = 0, 0, None, None
+    visible_failed = 0
     for call in cell.calls:
         task = bank.tasks[call.key]
         chk = task.check
@@ -491,11 +493,13 @@ def _cell_result(cell: GradedCell, bank: CaseBank, outcomes: dict) -> CellResult
                                            outcome["cases"].get(index), outcome["error"])
             if problem:
                 failed += 1
+                visible_failed += not call.hidden
                 if message is None:
                     message, summary = problem, short
     passed = failed == 0 and total > 0
     return CellResult(cell.grade_id, cell.notebook, cell.points, passed,
-                      cell.points if passed else 0.0, total, failed, message, summary)
+                      cell.points if passed else 0.0, total, failed, message, summary,
+                      visible_passed=visible_failed == 0 and total > 0)
 
 
 def _case_problem(chk, case, expected, result, error) -> tuple[str | None, str | None]:
