@@ -225,7 +225,7 @@ def test_every_exercise_is_reachable_from_the_release(course, assignment, tmp_pa
 def test_untouched_release_fails_once_per_test_cell_and_nowhere_else(course, assignment,
                                                                      tmp_path, monkeypatch):
     folder = fresh_copy(course, assignment, tmp_path / assignment)
-    problems = []
+    problems, skips = [], 0
     for path in sorted(folder.glob("*.ipynb")):
         notebook = nbformat.read(path, as_version=4)
         client_for(notebook, folder, monkeypatch, tmp_path).execute()
@@ -245,10 +245,12 @@ def test_untouched_release_fails_once_per_test_cell_and_nowhere_else(course, ass
             elif errs:
                 problems.append(f"{where}: {_summary(cell)}")
             skipped = [line for line in text_of(cell).splitlines() if SKIP_MARK in line]
+            skips += len(skipped)
             for line in skipped:
                 if "exercise" not in line:
                     problems.append(f"{where}: a skip that names no exercise: {line}")
     assert not problems, "\n".join(problems)
+    assert skips, "no demonstration needed an unfinished exercise: is the skipping tested?"
 
 
 # -- fast checks: the table of exercises, the files it names, the stubs' messages ---------
@@ -335,3 +337,14 @@ def test_conv_backward_needs_nothing_but_the_documented_cache():
                                         "out_shape")}
     for got, want in zip(conv2d_backward(dout, documented), full):
         np.testing.assert_allclose(got, want)
+
+
+def test_messages_print_plain_numbers():
+    import numpy as np
+
+    from cnnlab.checks._core import Case, describe_difference
+
+    message = describe_difference(np.array([1, 2, 5]), np.array([1, 2, 4]), 1e-7, 1e-9)
+    assert "expected 4, got 5" in message and "np." not in message
+    label = Case("one", {"n": np.int64(4), "s": (np.int64(2), 3)}).describe()
+    assert label == "one (n=4; s=(2, 3))"
