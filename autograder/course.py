@@ -26,7 +26,7 @@ class Assignment:
 
     name: str
     notebook_prefixes: tuple[str, ...]
-    modules: tuple[str, ...]  # paths relative to cnnlab/, e.g. "layers/conv.py"
+    modules: tuple[str, ...]  # files with exercises, relative to cnnlab/: "layers/conv.py"
 
     def notebook_paths(self, notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
         """The master notebooks that exist, in order (one per prefix at most)."""
@@ -46,8 +46,7 @@ class Assignment:
 ASSIGNMENTS: tuple[Assignment, ...] = (
     Assignment("ps1", ("01", "02"), ("signal.py",)),
     Assignment("ps2", ("03",), ("pooling.py", "gradcheck.py", "layers/conv.py")),
-    Assignment("ps3", ("04",), ("layers/dense.py", "lenet.py", "optim.py", "train.py",
-                                "data.py")),
+    Assignment("ps3", ("04",), ("layers/dense.py", "lenet.py", "optim.py")),
 )
 BY_NAME = {a.name: a for a in ASSIGNMENTS}
 

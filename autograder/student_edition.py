@@ -68,10 +68,33 @@ def find_regions(text: str, filename: str = "<text>") -> list[Region]:
     return regions
 
 
-def stub_lines(indent: str) -> list[str]:
+STUB_RAISE = "raise NotImplementedError"
+
+
+def stub_message(function: str | None, filename: str) -> str:
+    """What a stub says when called: the function, its exercise, its notebook and file."""
+    from cnnlab.checks import exercise_of
+
+    exercise = exercise_of(function) if function else None
+    if exercise is None:
+        return f"{function or 'this code'}: write it in cnnlab/{filename}"
+    return f"{function}: {exercise.kind.lower()} {exercise.number} of {exercise.notebook}, " \
+           f"write it in {exercise.file}"
+
+
+def stub_lines(indent: str, message: str | None = None) -> list[str]:
     if not indent:  # a module-level region: a bare raise would break the import
         return [STUB_MARKER]
-    return [indent + STUB_MARKER, indent + "raise NotImplementedError"]
+    raise_line = STUB_RAISE if message is None else f"{STUB_RAISE}({message!r})"
+    return [indent + STUB_MARKER, indent + raise_line]
+
+
+def owner(text: str, line: int) -> str | None:
+    """The module-level function or class whose lines include index ``line``."""
+    for node in ast.parse(text).body:
+        if isinstance(node, DEFINITIONS) and node.lineno - 1 <= line <= node.end_lineno - 1:
+            return node.name
+    return None
 
 
 def strip_solutions(text: str, filename: str = "<text>", only_lines: set[int] | None = None) -> str:
@@ -85,7 +108,8 @@ def strip_solutions(text: str, filename: str = "<text>", only_lines: set[int] | 
     for region in find_regions(text, filename):
         out.extend(lines[cursor:region.begin])
         if only_lines is None or region.begin in only_lines:
-            out.extend(stub_lines(region.indent))
+            message = stub_message(owner(text, region.begin), filename.replace("\\", "/"))
+            out.extend(stub_lines(region.indent, message))
         else:
             out.extend(lines[region.begin + 1:region.end])
         cursor = region.end + 1
@@ -139,7 +163,8 @@ def _stubs(lines: list[str], lo: int, hi: int) -> list[int]:
     for index in range(lo, hi + 1):
         if lines[index].strip() == STUB_MARKER:
             indent = lines[index][: len(lines[index]) - len(lines[index].lstrip())]
-            if index + 1 <= hi and lines[index + 1] == indent + "raise NotImplementedError":
+            following = lines[index + 1] if index + 1 <= hi else ""
+            if following == indent + STUB_RAISE or following.startswith(indent + STUB_RAISE + "("):
                 found.append(index)
     return found
 

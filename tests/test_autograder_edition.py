@@ -172,7 +172,7 @@ def test_stub_keeps_indentation_and_module_level_regions_still_import():
     text = ("def f(x):\n    '''Doc.'''\n    if x:\n        # BEGIN SOLUTION\n        return 1\n"
             "        # END SOLUTION\n    return 0\n# BEGIN SOLUTION\nHELPER = 1\n# END SOLUTION\n")
     stubbed = strip_solutions(text)
-    assert "        # YOUR CODE HERE\n        raise NotImplementedError\n" in stubbed
+    assert "        # YOUR CODE HERE\n        raise NotImplementedError(" in stubbed
     namespace = {}
     exec(compile(stubbed, "<stub>", "exec"), namespace)
     assert namespace["f"](0) == 0 and "HELPER" not in namespace

@@ -144,7 +144,8 @@ def test_every_check_is_registered_and_has_wrong_versions():
 def test_check_fails_on_a_stub(name, monkeypatch):
     monkeypatch.setattr(module_of(name), name.split(".")[1], stub)
     function = name.split(".")[1]
-    expected = "not implemented yet" if name == "train.fit" else f"{function} is not implemented"
+    expected = ("not implemented yet" if name == "train.fit"
+                else f"`{function}` is not implemented yet \\(exercise ")
     with pytest.raises(AssertionError, match=expected):
         check(name)
 

@@ -5,6 +5,20 @@
 ✔ convolve: ... cases agree with scipy.signal.convolve
 """
 
-from cnnlab.checks._core import REGISTRY, Case, Check, check, get_check, register, run_case
+from cnnlab.checks._core import (
+    EXERCISES,
+    REGISTRY,
+    Case,
+    Check,
+    Exercise,
+    check,
+    exercise_file,
+    exercise_of,
+    get_check,
+    register,
+    run_case,
+)
+from cnnlab.checks.notebook import skip_unfinished
 
-__all__ = ["REGISTRY", "Case", "Check", "check", "get_check", "register", "run_case"]
+__all__ = ["EXERCISES", "REGISTRY", "Case", "Check", "Exercise", "check", "exercise_file",
+           "exercise_of", "get_check", "register", "run_case", "skip_unfinished"]

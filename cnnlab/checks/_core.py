@@ -13,14 +13,134 @@ the arrays it returns with :meth:`Check.reference` computed in a clean process.
 
 from __future__ import annotations
 
+import ast
+import functools
 import importlib
-import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 REGISTRY: dict[str, Check] = {}
+PACKAGE = Path(__file__).resolve().parents[1]  # the cnnlab folder these checks belong to
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """One exercise of a notebook: the functions a student writes for it."""
+
+    notebook: str                 # e.g. "02_convolution_2d.ipynb"
+    number: int                   # as in the notebook's heading "Exercise 5"
+    functions: tuple[str, ...]    # the functions (or classes) it asks for
+    module: str                   # where they live, e.g. "cnnlab.signal"
+    kind: str = "Exercise"        # "Exercise", or "Test" for a test of several exercises
+
+    @property
+    def file(self) -> str:
+        return module_file(self.module, self.functions[0])
+
+    def describe(self) -> str:
+        """e.g. 'exercise 5 of 02_convolution_2d.ipynb, in cnnlab/signal.py'."""
+        return f"{self.kind.lower()} {self.number} of {self.notebook}, in {self.file}"
+
+
+def _exercises(notebook: str, module: str, *items) -> list[Exercise]:
+    return [Exercise(notebook, number, tuple(functions.split()), module)
+            for number, functions in items]
+
+
+# Every exercise of the course, in notebook order (tests/test_student_walkthrough.py checks
+# this table against the notebooks' headings and test cells, and the package's stubs).
+EXERCISES: tuple[Exercise, ...] = (
+    *_exercises("01_convolution_1d.ipynb", "cnnlab.signal",
+                (1, "correlate"), (2, "convolve"), (3, "convolution_matrix"),
+                (4, "fftconvolve")),
+    *_exercises("02_convolution_2d.ipynb", "cnnlab.signal",
+                (1, "correlate2d"), (2, "convolve2d"), (3, "conv_output_size"), (4, "pad2d"),
+                (5, "dilate_kernel"), (6, "convolution_matrix2d")),
+    *_exercises("03_pooling_and_backprop.ipynb", "cnnlab.pooling",
+                (1, "max_pool2d_forward"), (2, "avg_pool2d_forward"), (3, "upsample"),
+                (4, "avg_pool2d_backward"), (5, "max_pool2d_backward")),
+    *_exercises("03_pooling_and_backprop.ipynb", "cnnlab.layers",
+                (6, "conv_grad_kernel"), (7, "conv_grad_bias"), (8, "conv_delta_input")),
+    *_exercises("03_pooling_and_backprop.ipynb", "cnnlab.gradcheck",
+                (9, "numerical_gradient"), (10, "relative_error")),
+    *_exercises("03_pooling_and_backprop.ipynb", "cnnlab.layers",
+                (11, "conv2d_forward"), (12, "conv2d_backward")),
+    *_exercises("04_lenet5_mnist.ipynb", "cnnlab.layers",
+                (1, "linear_forward"), (2, "linear_backward"), (3, "relu_forward relu_backward"),
+                (4, "tanh_forward tanh_backward"), (5, "sigmoid_forward sigmoid_backward"),
+                (6, "flatten flatten_backward"), (7, "softmax_cross_entropy")),
+    *_exercises("04_lenet5_mnist.ipynb", "cnnlab.lenet",
+                (8, "lenet_forward"), (9, "lenet_backward")),
+    *_exercises("04_lenet5_mnist.ipynb", "cnnlab.optim", (10, "sgd_update SGD")),
+    Exercise("04_lenet5_mnist.ipynb", 11, ("fit",), "cnnlab.train", kind="Test"),
+)
+BY_FUNCTION: dict[str, Exercise] = {f: e for e in EXERCISES for f in e.functions}
+
+
+@functools.cache
+def module_file(module: str, function: str) -> str:
+    """The file that defines ``function`` of ``module``, e.g. 'cnnlab/layers/conv.py'.
+
+    Found by reading the source (nothing is imported), so that it names the right file even
+    when the student's package does not import.
+    """
+    parts = module.split(".")
+    if parts[0] != PACKAGE.name:
+        raise ValueError(f"module must be a module of {PACKAGE.name}, got {module!r}")
+    base = PACKAGE.joinpath(*parts[1:])
+    candidates = [base.with_suffix(".py")] if base.with_suffix(".py").is_file() else sorted(
+        base.glob("*.py"))
+    for path in candidates:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        if any(isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name == function
+               for node in tree.body):
+            return path.relative_to(PACKAGE.parent).as_posix()
+    raise ValueError(f"function must be defined in {module}, got {function!r}")
+
+
+def exercise_file(check_name: str) -> str:
+    """The file a student edits for the check ``check_name``, e.g. 'cnnlab/layers/conv.py'."""
+    chk = get_check(check_name)
+    return module_file(chk.module, chk.function)
+
+
+def exercise_of(function: str) -> Exercise | None:
+    """The exercise that asks for ``function`` (None if it is no exercise)."""
+    return BY_FUNCTION.get(function)
+
+
+def not_implemented(function: str) -> str:
+    """The one line that says what to do about a function still a stub."""
+    exercise = exercise_of(function)
+    where = f" ({exercise.describe()})" if exercise else ""
+    return f"`{function}` is not implemented yet{where}"
+
+
+def stub_in_traceback(exc: BaseException) -> str | None:
+    """The innermost exercise function of ``exc``'s traceback (the stub that raised)."""
+    found, tb = None, exc.__traceback__
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_name
+        if name in BY_FUNCTION and BY_FUNCTION[name].kind == "Exercise":
+            found = name
+        tb = tb.tb_next
+    if found is None:  # e.g. a stub method of a class: its message starts with the name
+        first = str(exc).split(" ", 1)[0].strip("`:")
+        found = first if first in BY_FUNCTION else None
+    return found
+
+
+def plain(value) -> str:
+    """A value as a student reads it: ``4``, not ``np.int64(4)``."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, np.ndarray):
+        return np.array2string(value, separator=", ")
+    if isinstance(value, tuple):
+        return "(" + ", ".join(plain(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    return repr(value)
 
 
 @dataclass(frozen=True)
@@ -42,7 +162,7 @@ class Case:
             elif isinstance(value, np.ndarray):
                 parts.append(f"{name}={np.array2string(value, separator=', ')}")
             else:
-                parts.append(f"{name}={value!r}")
+                parts.append(f"{name}={plain(value)}")
         return f"{self.label} ({'; '.join(parts)})"
 
 
@@ -85,14 +205,7 @@ class Check:
 
     def source_file(self) -> str:
         """Where the function under test lives, e.g. 'cnnlab/layers/dense.py'."""
-        try:
-            path = Path(inspect.getfile(inspect.unwrap(self.target())))
-        except (TypeError, AttributeError):
-            return self.module.replace(".", "/") + ".py"
-        parts = path.parts
-        if "cnnlab" not in parts:  # e.g. replaced by a function defined elsewhere
-            return self.module.replace(".", "/") + ".py"
-        return "/".join(parts[len(parts) - 1 - parts[::-1].index("cnnlab"):])
+        return module_file(self.module, self.function)
 
     def cases(self, seed: int = 0, count: int | None = None) -> list[Case]:
         count = self.random_count if count is None else count
@@ -168,7 +281,7 @@ def describe_difference(got: np.ndarray, want: np.ndarray, rtol: float, atol: fl
     where = tuple(int(i) for i in np.argwhere(bad)[0])
     index = where if len(where) != 1 else where[0]
     return (f"values differ at {int(bad.sum())} of {bad.size} positions; first at index "
-            f"{index}: expected {want[where]!r}, got {got[where]!r}")
+            f"{index}: expected {plain(want[where])}, got {plain(got[where])}")
 
 
 def register(cls: type[Check]) -> type[Check]:
@@ -194,9 +307,11 @@ def run_case(chk: Check, case: Case) -> str | None:
     """Run one case in this process; return None on success, else the failure message."""
     try:
         got = chk.call(**case.inputs)
-    except NotImplementedError:
-        return (f"{chk.function} is not implemented yet: replace the "
-                f"`raise NotImplementedError` in {chk.source_file()}")
+    except NotImplementedError as exc:
+        stub = stub_in_traceback(exc) or chk.function
+        needs = "" if stub == chk.function else f"{chk.function} needs "
+        return (f"{needs}{not_implemented(stub)}: replace its `raise NotImplementedError` "
+                "with your code")
     except Exception as exc:  # report any crash of student code as a failure
         return f"{chk.function} raised {type(exc).__name__}: {exc}"
     return chk.compare(case, got, chk.reference(**case.inputs))
@@ -218,6 +333,8 @@ def check(name: str, seed: int = 0, count: int | None = None) -> None:
     cases = chk.cases(seed=seed, count=count)
     for case in cases:
         problem = run_case(chk, case)
+        if problem and "not implemented yet" in problem.split("\n", 1)[0]:
+            raise AssertionError(problem)
         if problem:
             raise AssertionError(f"{chk.function} is wrong on {case.describe()}:\n  {problem}")
     print(f"✔ {chk.function}: {len(cases)} cases agree with {chk.reference_name}")

@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from cnnlab.checks._core import Case, Check, agree, register
+from cnnlab.checks._core import Case, Check, agree, not_implemented, register, stub_in_traceback
 from cnnlab.checks.layers import conv_backward_loop, conv_reference
 from cnnlab.checks.pooling import max_routing, pool_loop, spread
 
@@ -302,9 +302,10 @@ class LenetBackward(_NetworkCheck):
         forward = importlib.import_module(self.module).lenet_forward
         try:
             scores, caches = forward(model, x)
-        except NotImplementedError:
-            raise RuntimeError("lenet_backward's test needs the caches of your lenet_forward, "
-                               "which is not implemented yet") from None
+        except NotImplementedError as exc:
+            stub = stub_in_traceback(exc) or "lenet_forward"
+            raise RuntimeError("lenet_backward's test needs the caches of your lenet_forward: "
+                               f"{not_implemented(stub)}") from None
         grads = self.target()(model, dscores, caches)
         return {"scores": np.asarray(scores),
                 **{name: np.asarray(value) for name, value in grads.items()}}

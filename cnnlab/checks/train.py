@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnlab.checks._core import Case, Check, register
+from cnnlab.checks._core import Case, Check, not_implemented, register, stub_in_traceback
 from cnnlab.checks.lenet import param_shapes, reference_loss
 
 LOSS_LIMIT = 0.3
@@ -71,6 +71,9 @@ def one_blas_thread():
 
 
 def _not_implemented_message(exc: BaseException) -> str:
+    stub = stub_in_traceback(exc)
+    if stub is not None:
+        return f"training needs {not_implemented(stub)}"
     frames = traceback.extract_tb(exc.__traceback__)
     where = frames[-1] if frames else None
     if where is None:

@@ -82,11 +82,10 @@ def conv2d_forward(x, w, b, stride=1, padding=0, dilation=1):
         ``numpy.result_type(x, w, b)``: float32 inputs give a float32 output.
     cache : dict
         ``{"x": x, "w": w, "stride": (sh, sw), "padding": (ph, pw),
-        "dilation": (dh, dw), "out_shape": out.shape, "cols": cols}``, for
-        :func:`conv2d_backward`; ``cols``, shape ``(N, C * KH * KW, OH * OW)``, is the
-        im2col matrix of every image (``cols[n, (c, i, j), (p, q)]`` is the input pixel
-        that weight ``w[:, c, i, j]`` meets at output pixel ``(p, q)``), which the
-        backward reuses for ``dw``.
+        "dilation": (dh, dw), "out_shape": out.shape}``, for :func:`conv2d_backward`.
+        It is built around your code: you compute ``out`` only. You may store more in
+        ``cache`` for your backward pass (the reference keeps its im2col matrix there,
+        ``cache["cols"]``), but a backward pass must work without such extras.
 
     Raises
     ------
@@ -129,6 +128,7 @@ def conv2d_forward(x, w, b, stride=1, padding=0, dilation=1):
             f"{spans[0]}x{spans[1]} pixels, more than the padded input's {room[0]}x{room[1]} "
             f"(x is {x.shape[2]}x{x.shape[3]}, padding {padding})"
         )
+    cache = {"x": x, "w": w, "stride": stride, "padding": padding, "dilation": dilation}
     # BEGIN SOLUTION
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
     n, c = x.shape[:2]
@@ -145,9 +145,9 @@ def conv2d_forward(x, w, b, stride=1, padding=0, dilation=1):
     out = np.matmul(w.reshape(f, -1), cols, dtype=np.result_type(x, w, b))
     out += b.reshape(f, 1)  # in place: no second output-sized array
     out = out.reshape(n, f, oh, ow)
+    cache["cols"] = cols  # kept for the backward pass's dw
     # END SOLUTION
-    cache = {"x": x, "w": w, "stride": stride, "padding": padding, "dilation": dilation,
-             "out_shape": out.shape, "cols": cols}
+    cache["out_shape"] = out.shape
     return out, cache
 
 
@@ -207,7 +207,7 @@ def conv2d_backward(dout, cache, need_dx=True):
     >>> db
     array([4.])
     """
-    keys = ("x", "w", "stride", "padding", "dilation", "out_shape", "cols")
+    keys = ("x", "w", "stride", "padding", "dilation", "out_shape")
     if not isinstance(cache, dict) or not all(key in cache for key in keys):
         raise ValueError(f"cache must be the cache returned by conv2d_forward, a dict with "
                          f"keys {keys}, got {type(cache).__name__}")
@@ -216,12 +216,17 @@ def conv2d_backward(dout, cache, need_dx=True):
         raise ValueError(f"dout must have the shape of the forward output "
                          f"{tuple(cache['out_shape'])}, got {dout.shape}")
     # BEGIN SOLUTION
-    x, w, cols = cache["x"], cache["w"], cache["cols"]
+    x, w, cols = cache["x"], cache["w"], cache.get("cols")
     (sh, sw), (ph, pw) = cache["stride"], cache["padding"]
     dil_h, dil_w = cache["dilation"]  # (named so as not to clash with the gradient dw)
     n, c, height, width = x.shape
     f, _, kh, kw = w.shape
     oh, ow = dout.shape[2:]
+    if cols is None:  # a cache without the forward's im2col: build it again
+        xpad = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+        windows = sliding_window_view(xpad, (dil_h * (kh - 1) + 1, dil_w * (kw - 1) + 1),
+                                      axis=(2, 3))[:, :, ::sh, ::sw, ::dil_h, ::dil_w]
+        cols = windows.transpose(0, 1, 4, 5, 2, 3).reshape(n, c * kh * kw, oh * ow)
     dout = dout.reshape(n, f, oh * ow)
     # dw with the forward's im2col: per image (C*KH*KW, OH*OW) @ (OH*OW, F), summed over n.
     dw = np.matmul(cols, dout.transpose(0, 2, 1)).sum(axis=0).T.reshape(w.shape)
