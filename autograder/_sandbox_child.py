@@ -163,7 +163,7 @@ def main() -> None:
         loader = importlib.util.spec_from_file_location("_lockdown", spec["lockdown"])
         lockdown = importlib.util.module_from_spec(loader)
         loader.loader.exec_module(lockdown)
-        lockdown.lock_down(unix_sockets=False)
+        lockdown.lock_down()
         del lockdown, loader
     install_guard(spec["allowed"], spec["denied"], spec["sandbox"])
     from cnnlab.checks import get_check  # the instructor's checks (the package is the student's)

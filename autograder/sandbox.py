@@ -41,6 +41,7 @@ from autograder.course import REFERENCE_PACKAGE, REPO, thread_env
 from autograder.protocol import FrameReader
 from autograder.student_edition import STUB_MARKER
 from autograder.testcells import CheckCall, GradedCell
+from cnnlab.checks import exercise_file
 
 CHILD = Path(__file__).with_name("_sandbox_child.py")
 PRELOAD = ("numpy", "scipy", "scipy.signal", "scipy.linalg", "scipy.fft", "scipy.special",
@@ -512,7 +513,7 @@ def _case_problem(chk, case, expected, result, error) -> tuple[str | None, str |
     if not header.get("ok"):
         if header.get("kind") == "not-implemented":
             return (f"{name} is not implemented yet: replace the `raise NotImplementedError` "
-                    f"in {chk.module.replace('.', '/')}.py", "not implemented")
+                    f"in {exercise_file(chk.name)}", "not implemented")
         text = str(header.get("error"))[:2000]
         return f"{name} raised {text} on {case.describe()}", "raised " + _normalize(text)
     for value in arrays.values():
