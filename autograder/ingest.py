@@ -8,26 +8,54 @@ student's folder may itself be, or hold, a zip):
 * an LMS export with one folder per student, e.g. Moodle's
   ``Ada Lovelace_1234_assignsubmission_file_/``, or one zip per student.
 
-Archives are extracted with bounds: no absolute paths or ``..``, no links, at
-most :data:`MAX_MEMBERS` members and :data:`MAX_UNPACKED` bytes.
+Everything in a submission is the student's, so every step fails closed, per
+student:
+
+* archives are extracted with bounds: no absolute paths or ``..``, no links, at
+  most :data:`MAX_MEMBERS` members; a member whose name cannot be a file here
+  (too long, a file and a folder of the same name) is skipped with a note;
+* one archive level only: the class export's student zips, or a zip in a
+  student's folder, are unpacked; a zip inside those is kept as a file;
+* one budget of unpacked bytes, counted across nesting levels and students:
+  :data:`MAX_STUDENT_UNPACKED` per student, :data:`MAX_RUN_UNPACKED` per run;
+* each student is unpacked in a scratch folder deleted right after, and any
+  error (a corrupt or encrypted zip, unsupported compression, a budget
+  exceeded…) becomes that student's note ``"could not ingest: …"`` with an
+  empty ``submitted/<student>/<ps>/``, so the student is graded as having
+  submitted nothing usable, with the reason, and the class goes on;
+* a student's own ``timestamp.txt`` is never collected: the submission time is
+  when :func:`ingest` collected it (:func:`collection_time`), recorded outside
+  the submission.
 """
 
 from __future__ import annotations
 
+import errno
+import json
 import re
 import shutil
 import stat
 import tempfile
 import zipfile
+from contextlib import ExitStack
+from datetime import UTC, datetime
 from pathlib import Path
 
 MAX_FILE = 20 << 20        # a submitted file larger than this is skipped
 MAX_SUBMISSION = 200 << 20
 MAX_FILES = 2000
-MAX_MEMBERS = 50_000
-MAX_UNPACKED = 2 << 30
+MAX_MEMBERS = 50_000       # in one student's archive (or share of the class export)
+MAX_CLASS_MEMBERS = 1_000_000
+MAX_STUDENT_UNPACKED = 256 << 20   # bytes unpacked for one student, all levels together
+MAX_RUN_UNPACKED = 4 << 30         # bytes unpacked in one run of ingest
 SKIP_DIRS = {"__pycache__", ".ipynb_checkpoints", ".git", ".hg", ".svn", "__MACOSX",
              ".venv", "venv", "node_modules"}
+NOT_COLLECTED = {"timestamp.txt"}  # nbgrader reads the submission time from it
+COLLECTED_LOG = "collected.jsonl"  # in grading/<ps>/ (not *.json: those are student records)
+FAILED = "could not ingest: "
+# A member whose name the file system refuses: skipped, the rest is extracted.
+UNREPRESENTABLE = {errno.ENAMETOOLONG, errno.ENOTDIR, errno.EEXIST, errno.EISDIR,
+                   errno.EINVAL, errno.EILSEQ}
 
 
 def student_id(name: str) -> str:
@@ -38,59 +66,222 @@ def student_id(name: str) -> str:
     return clean[:64] or "student"
 
 
-def safe_extract(archive: Path, dest: Path) -> list[str]:
+class Budget:
+    """Bytes that unpacking may still write: for the whole run and for the current student.
+
+    One budget across nesting levels and students, so that neither a zip of
+    zips nor many students' archives can fill the disk.
+    """
+
+    def __init__(self, run: int | None = None):
+        self.run_left = MAX_RUN_UNPACKED if run is None else run
+        self.student_left = MAX_STUDENT_UNPACKED
+
+    def next_student(self) -> None:
+        self.student_left = MAX_STUDENT_UNPACKED
+
+    def check(self, size: int, what: str) -> None:
+        """Refuse before writing anything when ``size`` bytes would not fit."""
+        if size > self.student_left:
+            raise ValueError(f"{what} unpacks to more than {MAX_STUDENT_UNPACKED >> 20} MB "
+                             "(the limit for one student)")
+        if size > self.run_left:
+            raise ValueError(f"unpacking {what} would pass this collection's limit of "
+                             f"{MAX_RUN_UNPACKED >> 20} MB unpacked in all")
+
+    def spend(self, size: int, what: str) -> None:
+        self.check(size, what)
+        self.student_left -= size
+        self.run_left -= size
+
+
+def _safe_parts(name: str) -> tuple[str, ...] | None:
+    """The parts of a member's relative path, or None when it is absolute or climbs out."""
+    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
+        return None
+    parts = tuple(p for p in name.replace("\\", "/").split("/") if p not in ("", "."))
+    if not parts or ".." in parts:
+        return None
+    return parts
+
+
+def _label(name: str) -> str:
+    return repr(name if len(name) <= 80 else name[:77] + "...")
+
+
+def _skip_reason(info: zipfile.ZipInfo) -> str | None:
+    if _safe_parts(info.filename) is None:
+        return "skipped unsafe path"
+    if stat.S_ISLNK(info.external_attr >> 16):
+        return "skipped link"
+    return None
+
+
+def safe_members(zf: zipfile.ZipFile, label: str, notes: list,
+                 limit: int = MAX_MEMBERS) -> list[tuple[tuple[str, ...], zipfile.ZipInfo]]:
+    """The members that may be extracted, as (path parts, info); notes say what was skipped."""
+    members = zf.infolist()
+    if len(members) > limit:
+        raise ValueError(f"{label} has {len(members)} members (limit {limit})")
+    kept = []
+    for info in members:
+        reason = _skip_reason(info)
+        if reason:
+            notes.append(f"{reason} {_label(info.filename)} in {label}")
+        else:
+            kept.append((_safe_parts(info.filename), info))
+    return kept
+
+
+def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path,
+                    budget: Budget, label: str) -> None:
+    """Write one member, charging every byte to the budget (never trusting its header)."""
+    if info.is_dir():
+        target.mkdir(parents=True, exist_ok=True)
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with zf.open(info) as source, open(target, "wb") as sink:
+        copied = 0
+        while chunk := source.read(1 << 20):
+            copied += len(chunk)
+            if copied > info.file_size:  # a lying header
+                raise ValueError(f"{_label(info.filename)} in {label} is larger than its "
+                                 "header says")
+            budget.spend(len(chunk), label)
+            sink.write(chunk)
+
+
+def extract_members(zf: zipfile.ZipFile, members: list, dest: Path, budget: Budget,
+                    label: str, notes: list) -> None:
+    """Extract ``members`` ((parts, info), parts relative to ``dest``) within the budget."""
+    members = [(p, i) for p, i in members if not any(part in SKIP_DIRS for part in p)]
+    budget.check(sum(info.file_size for _, info in members), label)
+    for parts, info in members:
+        try:
+            _extract_member(zf, info, dest.joinpath(*parts), budget, label)
+        except OSError as exc:
+            if exc.errno not in UNREPRESENTABLE:
+                raise
+            notes.append(f"skipped {_label(info.filename)} in {label}: it cannot be written "
+                         f"here ({exc.strerror})")
+
+
+def safe_extract(archive: Path, dest: Path, budget: Budget | None = None) -> list[str]:
     """Extract a zip with bounds; return notes about what was skipped."""
-    notes, total = [], 0
+    notes: list[str] = []
+    budget = budget or Budget()
     with zipfile.ZipFile(archive) as zf:
-        members = zf.infolist()
-        if len(members) > MAX_MEMBERS:
-            raise ValueError(f"{archive.name} has {len(members)} members (limit {MAX_MEMBERS})")
-        for info in members:
-            parts = Path(info.filename.replace("\\", "/")).parts
-            if info.filename.startswith(("/", "\\")) or ".." in parts or not parts or \
-                    re.match(r"^[A-Za-z]:", info.filename):
-                notes.append(f"skipped unsafe path {info.filename!r} in {archive.name}")
-                continue
-            mode = info.external_attr >> 16
-            if stat.S_ISLNK(mode):
-                notes.append(f"skipped link {info.filename!r} in {archive.name}")
-                continue
-            if info.is_dir():
-                (dest / Path(*parts)).mkdir(parents=True, exist_ok=True)
-                continue
-            total += info.file_size
-            if total > MAX_UNPACKED:
-                raise ValueError(f"{archive.name} unpacks to more than {MAX_UNPACKED >> 20} MB")
-            target = dest / Path(*parts)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as source, open(target, "wb") as sink:
-                copied = 0
-                while chunk := source.read(1 << 20):
-                    copied += len(chunk)
-                    if copied > info.file_size:  # a lying header
-                        raise ValueError(f"{info.filename} in {archive.name} is larger than "
-                                         "its header says")
-                    sink.write(chunk)
+        members = safe_members(zf, archive.name, notes)
+        extract_members(zf, members, dest, budget, archive.name, notes)
     return notes
 
 
-def _looks_like_assignment(folder: Path) -> bool:
-    return any(folder.glob("*.ipynb")) or (folder / "cnnlab").is_dir()
+class FolderTree:
+    """A folder of submissions, addressed by path parts (like :class:`ZipTree`)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def children(self, parts: tuple) -> list[str]:
+        return sorted(p.name for p in self.root.joinpath(*parts).iterdir())
+
+    def is_dir(self, parts: tuple) -> bool:
+        return self.root.joinpath(*parts).is_dir()
+
+    def materialize(self, parts: tuple, scratch: Path, budget: Budget, notes: list) -> Path:
+        return self.root.joinpath(*parts)  # the instructor's folder: read in place
 
 
-def _assignment_folder(folder: Path, assignment: str, scratch: Path, notes: list) -> Path | None:
-    """Where in a student's folder the assignment's files are."""
+class ZipTree:
+    """A zipped class export, read as a tree without extracting it.
+
+    Only one student's share is ever extracted at a time (:meth:`materialize`),
+    so a bad member name or a bomb costs that student only.
+    """
+
+    def __init__(self, zf: zipfile.ZipFile, members: list):
+        self.zf, self.members = zf, members
+        self.skipped = [(info.filename.replace("\\", "/"), reason) for info in zf.infolist()
+                        if (reason := _skip_reason(info))]
+        self.kids: dict[tuple, set] = {(): set()}
+        self.dirs: set[tuple] = {()}
+        for parts, info in members:
+            for i in range(1, len(parts) + 1):
+                self.kids.setdefault(parts[:i - 1], set()).add(parts[i - 1])
+                if i < len(parts) or info.is_dir():
+                    self.dirs.add(parts[:i])
+
+    def children(self, parts: tuple) -> list[str]:
+        return sorted(self.kids.get(parts, ()))
+
+    def is_dir(self, parts: tuple) -> bool:
+        return parts in self.dirs
+
+    def materialize(self, parts: tuple, scratch: Path, budget: Budget, notes: list) -> Path:
+        """Extract the entry ``parts`` (a folder or a file) into ``scratch``; return its path."""
+        top = scratch / "entry"
+        top.mkdir()
+        label = _label("/".join(parts))
+        notes += [f"{reason} {_label(name)} in the export" for name, reason in self.skipped
+                  if name.startswith("/".join(parts) + "/")]
+        if not self.is_dir(parts):
+            members = [(parts[-1:], info) for p, info in self.members if p == parts]
+            extract_members(self.zf, members[-1:], top, budget, label, notes)
+            return top / parts[-1]
+        members = [(p[len(parts):], info) for p, info in self.members
+                   if len(p) > len(parts) and p[:len(parts)] == parts]
+        if len(members) > MAX_MEMBERS:
+            raise ValueError(f"{label} has {len(members)} files (limit {MAX_MEMBERS})")
+        extract_members(self.zf, members, top, budget, label, notes)
+        return top
+
+
+def _looks_like_assignment(tree, parts: tuple) -> bool:
+    return any(name.endswith(".ipynb") and not tree.is_dir(parts + (name,))
+               for name in tree.children(parts)) or tree.is_dir(parts + ("cnnlab",))
+
+
+def _class_root(tree, assignment: str) -> tuple:
+    """Unwrap up to three single top folders that are not a student's."""
+    root: tuple = ()
+    for _ in range(3):
+        entries = [e for e in tree.children(root) if e not in SKIP_DIRS]
+        if len(entries) != 1:
+            break
+        top = root + (entries[0],)
+        if not tree.is_dir(top) or tree.is_dir(top + (assignment,)) or \
+                _looks_like_assignment(tree, top):
+            break
+        if not all(tree.is_dir(top + (e,)) or e.lower().endswith(".zip")
+                   for e in tree.children(top)):
+            break
+        root = top
+    return root
+
+
+def _assignment_folder(folder: Path, assignment: str, scratch: Path, notes: list,
+                       budget: Budget, archives_left: int) -> Path | None:
+    """Where in a student's folder the assignment's files are.
+
+    A lone zip is unpacked while ``archives_left`` allows it (one level in all).
+    """
     for _ in range(4):
-        if (folder / assignment).is_dir():
+        tree = FolderTree(folder)
+        if (folder / assignment).is_dir() and not (folder / assignment).is_symlink():
             return folder / assignment
-        if _looks_like_assignment(folder):
+        if _looks_like_assignment(tree, ()):
             return folder
-        entries = [e for e in folder.iterdir() if e.name not in SKIP_DIRS]
+        entries = [e for e in folder.iterdir() if e.name not in SKIP_DIRS and not e.is_symlink()]
         zips = [e for e in entries if e.is_file() and e.suffix.lower() == ".zip"]
         dirs = [e for e in entries if e.is_dir()]
         if len(zips) == 1 and not dirs:
+            if archives_left <= 0:
+                notes.append(f"{_label(zips[0].name)} is an archive inside an archive: "
+                             "not unpacked (only one level is)")
+                return None
+            archives_left -= 1
             unpacked = Path(tempfile.mkdtemp(dir=scratch))
-            notes += safe_extract(zips[0], unpacked)
+            notes += safe_extract(zips[0], unpacked, budget)
             folder = unpacked
         elif len(dirs) == 1:
             folder = dirs[0]
@@ -99,8 +290,12 @@ def _assignment_folder(folder: Path, assignment: str, scratch: Path, notes: list
     return None
 
 
-def copy_limited(source: Path, dest: Path, notes: list) -> None:
-    """Copy a submission, skipping links, caches, oversized files and anything past the limits."""
+def copy_limited(source: Path, dest: Path, notes: list,
+                 not_collected: frozenset | set = frozenset()) -> None:
+    """Copy a submission, skipping links, caches, oversized files and anything past the limits.
+
+    Files named in ``not_collected`` (relative to ``source``) are skipped with a note.
+    """
     total, count = 0, 0
     dest.mkdir(parents=True, exist_ok=True)
     for path in sorted(source.rglob("*")):
@@ -108,6 +303,10 @@ def copy_limited(source: Path, dest: Path, notes: list) -> None:
         if any(part in SKIP_DIRS for part in rel.parts) or path.is_symlink():
             continue
         if path.is_dir():
+            continue
+        if rel.as_posix() in not_collected:
+            notes.append(f"{rel.as_posix()} was not collected: the submission time is when "
+                         "it was collected")
             continue
         size = path.stat().st_size
         if size > MAX_FILE or total + size > MAX_SUBMISSION or count >= MAX_FILES:
@@ -119,61 +318,126 @@ def copy_limited(source: Path, dest: Path, notes: list) -> None:
         shutil.copyfile(path, dest / rel)
 
 
+def _ingest_student(tree, parts: tuple, assignment: str, dest: Path, scratch: Path,
+                    budget: Budget) -> list[str]:
+    """Copy one student's submission to ``dest``; raises on anything unreadable."""
+    notes: list[str] = []
+    local = tree.materialize(parts, scratch, budget, notes)
+    archives_left = 1
+    if not local.is_dir():  # the student's entry is a zip
+        folder = scratch / "unpacked"
+        notes += safe_extract(local, folder, budget)
+        archives_left = 0
+    else:
+        folder = local
+    where = _assignment_folder(folder, assignment, scratch, notes, budget, archives_left)
+    if where is None:
+        notes.append(f"no {assignment} files found in {_label(parts[-1])}")
+        dest.mkdir(parents=True)
+    else:
+        copy_limited(where, dest, notes, NOT_COLLECTED)
+    return notes
+
+
+def _reset(dest: Path) -> None:
+    if dest.is_symlink() or dest.is_file():
+        dest.unlink()
+    elif dest.exists():
+        shutil.rmtree(dest)
+
+
+def _open_class(submissions: Path, stack) -> FolderTree | ZipTree:
+    if submissions.is_dir():
+        return FolderTree(submissions)
+    if not submissions.is_file():
+        raise FileNotFoundError(f"{submissions} is neither a folder nor a zip")
+    try:
+        zf = stack.enter_context(zipfile.ZipFile(submissions))
+        members = safe_members(zf, submissions.name, [], MAX_CLASS_MEMBERS)
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError) as exc:
+        raise ValueError(f"{submissions} cannot be read as a zip: {exc}") from None
+    return ZipTree(zf, members)
+
+
 def ingest(submissions: Path, assignment: str, course: Path) -> dict[str, list[str]]:
     """Copy every student's submission to ``course/submitted/<id>/<assignment>``.
 
     Returns {student id: notes}. A student's earlier submission of the same
-    assignment is replaced.
+    assignment is replaced. A student whose submission could not be read at
+    all (corrupt or encrypted zip, over the size budget, …) gets an empty
+    folder and a note starting with ``"could not ingest: "`` (:data:`FAILED`).
+    The time of collection is recorded for every student (:func:`collection_time`).
+    Only an unreadable ``submissions`` itself raises (``FileNotFoundError``,
+    ``ValueError``).
     """
-    submissions = Path(submissions)
+    submissions, course = Path(submissions), Path(course)
     found: dict[str, list[str]] = {}
-    with tempfile.TemporaryDirectory(prefix="cnnlab-ingest-") as scratch_name:
-        scratch = Path(scratch_name)
-        if submissions.is_file():
-            root = scratch / "unpacked"
-            root.mkdir()
-            found["_archive"] = safe_extract(submissions, root)
-        elif submissions.is_dir():
-            root = submissions
-        else:
-            raise FileNotFoundError(f"{submissions} is neither a folder nor a zip")
-        for _ in range(3):  # unwrap a single top folder that is not a student's
-            entries = [e for e in root.iterdir() if e.name not in SKIP_DIRS]
-            if len(entries) == 1 and entries[0].is_dir() and not (
-                    entries[0] / assignment).is_dir() and not _looks_like_assignment(entries[0]) \
-                    and all(e.is_dir() or e.suffix.lower() == ".zip"
-                            for e in entries[0].iterdir()):
-                root = entries[0]
-            else:
-                break
-        archive_notes = found.pop("_archive", [])
-        for entry in sorted(root.iterdir()):
-            if entry.name in SKIP_DIRS or entry.name.startswith("."):
+    budget = Budget()
+    with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="cnnlab-ingest-") as tmp:
+        tree = _open_class(submissions, stack)
+        root = _class_root(tree, assignment)
+        for name in tree.children(root):
+            parts = root + (name,)
+            if name in SKIP_DIRS or name.startswith(".") or not (
+                    tree.is_dir(parts) or name.lower().endswith(".zip")):
                 continue
-            notes = list(archive_notes)
-            if entry.is_file() and entry.suffix.lower() == ".zip":
-                folder = Path(tempfile.mkdtemp(dir=scratch))
-                try:
-                    notes += safe_extract(entry, folder)
-                except (ValueError, zipfile.BadZipFile) as exc:
-                    notes.append(f"{entry.name} could not be unpacked: {exc}")
-                    folder = None
-            elif entry.is_dir():
-                folder = entry
-            else:
-                continue
-            sid = student_id(entry.name)
+            sid = student_id(name)
             if sid in found:
-                found[sid].append(f"a second submission folder {entry.name!r} was ignored")
+                found[sid].append(f"a second submission folder {_label(name)} was ignored")
                 continue
-            where = _assignment_folder(folder, assignment, scratch, notes) if folder else None
-            dest = Path(course) / "submitted" / sid / assignment
-            if dest.exists():
-                shutil.rmtree(dest)
-            if where is None:
-                notes.append(f"no {assignment} files found in {entry.name!r}")
-                dest.mkdir(parents=True)
-            else:
-                copy_limited(where, dest, notes)
-            found[sid] = notes
+            dest = course / "submitted" / sid / assignment
+            found[sid] = _ingest_one(tree, parts, assignment, dest, Path(tmp), budget)
+            record_collection(course, assignment, sid)
+    return found
+
+
+def _ingest_one(tree, parts: tuple, assignment: str, dest: Path, tmp: Path,
+                budget: Budget) -> list[str]:
+    """One student, failing closed: any error is a note and an empty submission folder."""
+    scratch = Path(tempfile.mkdtemp(dir=tmp))
+    budget.next_student()
+    try:
+        _reset(dest)
+        return _ingest_student(tree, parts, assignment, dest, scratch, budget)
+    except Exception as exc:  # whatever the archive holds: this student's problem only
+        _reset(dest)
+        dest.mkdir(parents=True)
+        return [f"{FAILED}{type(exc).__name__}: {str(exc)[:300]}"]
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _collected_log(course: Path, assignment: str) -> Path:
+    return Path(course) / "grading" / assignment / COLLECTED_LOG
+
+
+def record_collection(course: Path, assignment: str, student: str) -> str:
+    """Append the time ``student``'s submission was collected (UTC, ISO 8601); return it."""
+    when = datetime.now(UTC).isoformat()
+    log = _collected_log(course, assignment)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps({"student": student, "time": when}) + "\n")
+    return when
+
+
+def collection_time(course: Path, assignment: str, student: str) -> str | None:
+    """When :func:`ingest` last collected this student's submission, or None.
+
+    The submission time for the gradebook: it is read from the collection log
+    in ``grading/<ps>/``, never from a file inside the submission (which the
+    student wrote).
+    """
+    log = _collected_log(course, assignment)
+    if not log.is_file():
+        return None
+    found = None
+    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("student") == student and \
+                isinstance(entry.get("time"), str):
+            found = entry["time"]
     return found
