@@ -171,14 +171,16 @@ def command(argv: list[str], *, chdir: Path, read_only: list[Path] = (),
         inner += ["--bind", src, dest]
     for key, value in (env or {}).items():
         inner += ["--setenv", key, value]
-    inner += ["--chdir", str(chdir), "--", *argv]
+    inner += ["--remount-ro", "/", "--chdir", str(chdir), "--", *argv]
     if not dropping_privileges():
         return inner
     setpriv = shutil.which("setpriv")
     if setpriv is None:
         raise IsolationUnavailable("setpriv (util-linux) is needed to drop root's rights. "
                                    + HOW_TO_GET_IT)
-    outer = [bwrap, "--dev-bind", "/", "/", "--die-with-parent",
+    # Its own PID namespace, whose init dies with the launcher, takes the whole tree down:
+    # the parent-death signal alone would not survive the change of uid below.
+    outer = [bwrap, "--dev-bind", "/", "/", "--unshare-pid", "--die-with-parent",
              *_unblock(sorted(set(ro) | {src for src, _ in rw}))]
     drop = [setpriv, f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_GID}", "--clear-groups",
             "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--pdeathsig=KILL"]
