@@ -43,7 +43,7 @@ import nbformat
 from autograder import jail
 from autograder.build import BuildError, notebook_names
 from autograder.course import COURSE_ID, db_path, db_url, thread_env
-from autograder.ingest import copy_limited, ingest
+from autograder.ingest import FAILED, collection_time, copy_limited, ingest
 from autograder.nbg import base_env, ensure_tools_on_path, run_nbgrader, tail
 from autograder.outputs import cap_notebook
 from autograder.sandbox import CaseBank, Limits, SandboxReport, run_sandbox
@@ -194,9 +194,12 @@ def grade(assignment: str, course: Path, submissions: Path | None = None,
 
 def grade_student(ctx: Context, student: str, notes: list[str] | None = None) -> dict:
     started = time.monotonic()
+    notes = list(notes or [])
     result = {"student": student, "assignment": ctx.assignment,
               "graded_at": datetime.now(UTC).isoformat(timespec="seconds"),
-              "status": "failed-to-grade", "reasons": [], "notes": list(notes or []),
+              "status": "failed-to-grade",
+              "reasons": [n for n in notes if n.startswith(FAILED)],
+              "notes": [n for n in notes if not n.startswith(FAILED)],
               "notebooks": {}, "cells": {}, "sandbox": None, "score": 0.0,
               "max_score": sum(c.points for c in ctx.cells), "empty": False,
               "isolation": ctx.isolation}
@@ -429,24 +432,17 @@ def read_private_gradebook(private: Path, ctx: Context, student: str) -> dict:
     return found
 
 
-def _timestamp(submitted: Path) -> str | None:
-    stamp = submitted / "timestamp.txt"
-    if stamp.is_file() and stamp.stat().st_size < 200:
-        return stamp.read_text(encoding="utf-8", errors="replace").strip() or None
-    return None
-
-
 def record(ctx: Context, student: str, states: dict, runs: dict, in_notebook: dict,
            sandbox: SandboxReport, result: dict) -> None:
     """Write this submission's grades into the course gradebook (nbgrader's API)."""
     from nbgrader.api import Gradebook
-    submitted = ctx.course / "submitted" / student / ctx.assignment
     pending = 0
     with ctx.lock, warnings.catch_warnings(), Gradebook(db_url(ctx.course), COURSE_ID) as gb:
         warnings.simplefilter("ignore")  # SQLAlchemy's SAWarning from nbgrader's API
         gb.update_or_create_student(student)
         kwargs = {}
-        stamp = _timestamp(submitted)
+        # when the grader collected it, never a file the student could write
+        stamp = collection_time(ctx.course, ctx.assignment, student)
         if stamp:
             kwargs["timestamp"] = stamp
         try:

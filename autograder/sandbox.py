@@ -387,37 +387,41 @@ def _run_tasks(box: Path, bank: CaseBank, limits: Limits, course: Path | None,
                 return deadline_total, "total"
             return min(state["deadline"], deadline_total), state["why"]
 
-        finished, stop_reason = [], None
-        events = attempt.events(deadline_for)
-        for header, arrays in events:
-            event = header.get("ev")
-            if event in ("timeout", "garbage"):
-                stop_reason = header
-                break
-            task_id = header.get("task")
-            if event == "ready":
-                state.update(ready=True, deadline=time.monotonic() + limits.cell_timeout,
-                             why="gap")
-            elif not state["ready"]:
-                continue
-            elif event == "start" and task_id in pending and task_id not in finished:
-                state.update(current=task_id, imported=False, why="task",
-                             deadline=time.monotonic() + limits.cell_timeout)
-            elif task_id != state["current"] or task_id is None:
-                continue  # out of order: ignore (it can only cost the student)
-            elif event == "imported":
-                state["imported"] = True
-            elif event == "import-error":
-                outcomes[task_id]["error"] = f"importing {modules[task_id]} failed: " + str(
-                    header.get("error"))[:2000]
-            elif event == "case":
-                index = header.get("case")
-                if isinstance(index, int) and index not in outcomes[task_id]["cases"]:
-                    outcomes[task_id]["cases"][index] = (header, arrays)
-            elif event == "end":
-                finished.append(task_id)
-                state.update(current=None, why="gap",
-                             deadline=time.monotonic() + limits.cell_timeout)
+        try:  # whatever goes wrong in the parsing, the sandboxed process does not outlive it
+            finished, stop_reason = [], None
+            events = attempt.events(deadline_for)
+            for header, arrays in events:
+                event = header.get("ev")
+                if event in ("timeout", "garbage"):
+                    stop_reason = header
+                    break
+                task_id = header.get("task")
+                if event == "ready":
+                    state.update(ready=True, deadline=time.monotonic() + limits.cell_timeout,
+                                 why="gap")
+                elif not state["ready"]:
+                    continue
+                elif event == "start" and task_id in pending and task_id not in finished:
+                    state.update(current=task_id, imported=False, why="task",
+                                 deadline=time.monotonic() + limits.cell_timeout)
+                elif task_id != state["current"] or task_id is None:
+                    continue  # out of order: ignore (it can only cost the student)
+                elif event == "imported":
+                    state["imported"] = True
+                elif event == "import-error":
+                    outcomes[task_id]["error"] = f"importing {modules[task_id]} failed: " + str(
+                        header.get("error"))[:2000]
+                elif event == "case":
+                    index = header.get("case")
+                    if isinstance(index, int) and index not in outcomes[task_id]["cases"]:
+                        outcomes[task_id]["cases"][index] = (header, arrays)
+                elif event == "end":
+                    finished.append(task_id)
+                    state.update(current=None, why="gap",
+                                 deadline=time.monotonic() + limits.cell_timeout)
+        except BaseException:
+            _kill(attempt.process)
+            raise
         events.close()
         if stop_reason is not None:
             _kill(attempt.process)
