@@ -104,8 +104,12 @@ def cmd_export(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from autograder.export import format_report, report
+    from autograder.export import format_report, report, unisolated
     print(format_report(report(Path(args.course), args.assignment)))
+    unsafe = unisolated(Path(args.course), args.assignment)
+    if unsafe:
+        print(f"\nWARNING: {len(unsafe)} submissions were graded with --unsafe-no-isolation "
+              f"(student code ran with the grader's rights): {', '.join(unsafe)}")
     return 0
 
 

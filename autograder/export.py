@@ -133,8 +133,10 @@ def report(course: Path, assignment: str) -> list[dict]:
             if not sandbox["passed"]:
                 failed += 1
                 problems[sandbox.get("summary") or "?"] += 1
+            # a notebook run executes the visible tests only
+            visible = sandbox.get("visible_passed", sandbox["passed"])
             if entry.get("notebook_score") is not None and \
-                    entry["notebook_score"] != sandbox["score"]:
+                    entry["notebook_score"] != (cell.points if visible else 0.0):
                 disagreements += 1
         common = problems.most_common(1)
         lines.append({"notebook": cell.notebook, "grade_id": cell.grade_id,
@@ -143,6 +145,12 @@ def report(course: Path, assignment: str) -> list[dict]:
                       "commonest_count": common[0][1] if common else 0,
                       "notebook_disagrees": disagreements})
     return lines
+
+
+def unisolated(course: Path, assignment: str) -> list[str]:
+    """The students graded with --unsafe-no-isolation (their code ran unsandboxed)."""
+    results = load_results(Path(course).resolve(), assignment)
+    return sorted(s for s, r in results.items() if str(r.get("isolation", "")).startswith("NONE"))
 
 
 def format_report(lines: list[dict]) -> str:
