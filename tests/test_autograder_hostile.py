@@ -268,3 +268,31 @@ def test_the_submission_time_is_the_collection_time(graded):
         stamp = gb.find_submission("ps1", "forger").timestamp
     assert stamp.year != 2000
     assert stamp.replace(tzinfo=UTC) >= graded["started"] - timedelta(seconds=5)
+
+
+def test_without_the_sandbox_grade_refuses_unless_told_and_then_says_so(graded):
+    """Runs last: it regrades one student without isolation."""
+    import sys
+
+    from autograder.course import REPO
+    course = graded["course"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    env.update(PYTHONPATH=str(REPO), CNNLAB_NO_JAIL="1")
+    args = [sys.executable, "-m", "autograder", "grade", "ps1", "--course", str(course),
+            "--student", "honest", "--workers", "1"]
+    before = (course / "grading" / "ps1" / "honest.json").read_text()
+    refused = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True,
+                             timeout=300)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "cannot grade safely" in refused.stderr and "--unsafe-no-isolation" in \
+        refused.stderr and "bubblewrap" in refused.stderr
+    assert (course / "grading" / "ps1" / "honest.json").read_text() == before
+    done = subprocess.run([*args, "--unsafe-no-isolation"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    record = json.loads((course / "grading" / "ps1" / "honest.json").read_text())
+    assert record["isolation"].startswith("NONE (--unsafe-no-isolation")
+    assert record["score"] == 18.0
+    report = run_cli("report", "ps1", "--course", str(course))
+    assert "WARNING: 1 submissions were graded with --unsafe-no-isolation" in report
+    assert "honest" in report.split("WARNING")[1]
