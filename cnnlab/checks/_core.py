@@ -75,6 +75,11 @@ EXERCISES: tuple[Exercise, ...] = (
                 (8, "lenet_forward"), (9, "lenet_backward")),
     *_exercises("04_lenet5_mnist.ipynb", "cnnlab.optim", (10, "sgd_update SGD")),
     Exercise("04_lenet5_mnist.ipynb", 11, ("fit",), "cnnlab.train", kind="Test"),
+    *_exercises("05_modern_layers.ipynb", "cnnlab.layers",
+                (1, "conv1x1_forward"), (2, "global_avg_pool_forward global_avg_pool_backward"),
+                (3, "leaky_relu_forward leaky_relu_backward"), (4, "he_init glorot_init"),
+                (5, "batchnorm2d_forward"), (6, "batchnorm2d_backward"),
+                (7, "dropout_forward dropout_backward")),
 )
 BY_FUNCTION: dict[str, Exercise] = {f: e for e in EXERCISES for f in e.functions}
 

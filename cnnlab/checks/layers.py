@@ -866,3 +866,7 @@ class SoftmaxCrossEntropy(_LayerCheck):
             "each row's maximum before exponentiating, and compute log p = s - log(sum(exp(s))) "
             "on the shifted scores (log-sum-exp) instead of log(softmax)")) or \
             super().diagnose(case, got)
+
+
+# The checks of notebook 05 (modern layers) are in the group "layers" too.
+from cnnlab.checks import modern  # noqa: E402, F401

@@ -8,5 +8,7 @@ from cnnlab.layers.conv import *  # noqa: F403
 from cnnlab.layers.conv import __all__ as _conv_all
 from cnnlab.layers.dense import *  # noqa: F403
 from cnnlab.layers.dense import __all__ as _dense_all
+from cnnlab.layers.modern import *  # noqa: F403
+from cnnlab.layers.modern import __all__ as _modern_all
 
-__all__ = [*_conv_all, *_dense_all]
+__all__ = [*_conv_all, *_dense_all, *_modern_all]

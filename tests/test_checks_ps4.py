@@ -1,0 +1,286 @@
+"""The checks of problem set 4 (notebook 05, the layers of modern CNNs).
+
+Every check passes on the reference package, fails on a stub, and fails on every
+plausible wrong version in tests/wrong_versions/modern.py with the hint written for
+that mistake. The layers are checked against numerical gradients, and their argument
+checks raise ValueErrors that name the argument.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+
+import numpy as np
+import pytest
+
+import cnnlab.layers as cl
+from cnnlab.checks import check, get_check
+from cnnlab.gradcheck import numerical_gradient, relative_error
+from tests.wrong_versions import modern as wrong_modern
+
+FUNCTIONS = ["conv1x1_forward", "global_avg_pool_forward", "global_avg_pool_backward",
+             "leaky_relu_forward", "leaky_relu_backward", "he_init", "glorot_init",
+             "batchnorm2d_forward", "batchnorm2d_backward", "dropout_forward",
+             "dropout_backward"]
+CHECKS = [f"layers.{name}" for name in FUNCTIONS]
+WRONG = wrong_modern.WRONG
+
+HINTS = {
+    ("layers.conv1x1_forward", "bias missing"): r"the bias is missing",
+    ("layers.conv1x1_forward", "reshaped without moving the channel axis"):
+        r"mixes channels and positions",
+    ("layers.conv1x1_forward", "weights transposed"): r"the weight matrix is transposed",
+    ("layers.global_avg_pool_forward", "sum, not mean"): r"that is the sum of each map",
+    ("layers.global_avg_pool_forward", "keepdims"): r"without keepdims",
+    ("layers.global_avg_pool_backward", "not divided by H·W"): r"divide dout by H·W",
+    ("layers.global_avg_pool_backward", "gradient to one position only"):
+        r"not only one",
+    ("layers.leaky_relu_forward", "slope on the positive side"):
+        r"the slope belongs to the negative side",
+    ("layers.leaky_relu_forward", "plain ReLU"): r"that is the plain ReLU",
+    ("layers.leaky_relu_backward", "ReLU's backward"): r"not 0 \(that is ReLU's backward\)",
+    ("layers.leaky_relu_backward", "slope on the positive side"):
+        r"the slope belongs to the negative side",
+    ("layers.he_init", "variance used as std"): r"2 / fan_in is the variance",
+    ("layers.he_init", "fan_out"): r"He uses fan_in",
+    ("layers.he_init", "conv fan_in without the kernel area"): r"fan_in is C·kh·kw",
+    ("layers.glorot_init", "normal, not uniform"): r"not from a normal distribution",
+    ("layers.glorot_init", "limit from fan_in alone"): r"Glorot averages the fans",
+    ("layers.batchnorm2d_forward", "batch statistics in eval mode"):
+        r"in eval mode normalise with running_mean and running_var",
+    ("layers.batchnorm2d_forward", "running statistics not updated"):
+        r"update running_mean and running_var in place",
+    ("layers.batchnorm2d_forward", "running variance biased"): r"unbiased variance",
+    ("layers.batchnorm2d_forward", "momentum reversed"):
+        r"momentum is the weight of the new batch statistics",
+    ("layers.batchnorm2d_backward", "without the mean terms"): r"the mean terms are missing",
+    ("layers.batchnorm2d_backward", "without the variance term"):
+        r"the term of the variance, .* is missing",
+    ("layers.batchnorm2d_backward", "train formula in eval mode"):
+        r"in eval mode the running statistics are constants",
+    ("layers.batchnorm2d_backward", "dgamma summed over the batch only"):
+        r"dgamma and dbeta have shape \(C,\)",
+    ("layers.dropout_forward", "not rescaled"): r"divides the kept entries by 1 - p",
+    ("layers.dropout_forward", "dropout in eval mode"): r"in eval mode dropout does nothing",
+    ("layers.dropout_forward", "mask flipped"): r"p is the probability of dropping",
+    ("layers.dropout_forward", "multiplied by 1 - p"): r"do not multiply them",
+    ("layers.dropout_backward", "not rescaled"): r"so does the backward pass",
+    ("layers.dropout_backward", "mask ignored"): r"multiply by the mask",
+}
+
+WRONG_CASES = [(name, label, make) for name, variants in WRONG.items()
+               for label, make in variants]
+
+
+def stub(*args, **kwargs):
+    raise NotImplementedError
+
+
+@pytest.mark.parametrize("name", CHECKS)
+def test_check_passes_on_the_reference(name, capsys):
+    check(name)
+    check(name, seed=2024, count=40)
+    assert capsys.readouterr().out.count("✔") == 2
+
+
+def test_every_check_is_registered_and_has_wrong_versions():
+    for name in CHECKS:
+        chk = get_check(name)
+        assert chk.name == name and chk.module == "cnnlab.layers"
+        assert chk.source_file() == "cnnlab/layers/modern.py"
+        assert len(WRONG.get(name, [])) >= 2, f"{name} needs at least two wrong versions"
+    assert set(WRONG) == set(CHECKS)
+
+
+@pytest.mark.parametrize("name", CHECKS)
+def test_check_fails_on_a_stub(name, monkeypatch):
+    function = name.split(".")[1]
+    monkeypatch.setattr(cl, function, stub)
+    with pytest.raises(AssertionError, match=rf"`{function}` is not implemented yet "
+                                             r"\(exercise \d of 05_modern_layers\.ipynb"):
+        check(name)
+
+
+@pytest.mark.parametrize("name, label, make", WRONG_CASES,
+                         ids=[f"{n}-{label}" for n, label, _ in WRONG_CASES])
+def test_wrong_version_fails_with_its_hint(name, label, make, monkeypatch):
+    function = name.split(".")[1]
+    monkeypatch.setattr(cl, function, make(getattr(cl, function)))
+    with pytest.raises(AssertionError, match=HINTS[(name, label)]):
+        check(name)
+    with pytest.raises(AssertionError):
+        check(name, seed=31337, count=40)
+
+
+def test_every_wrong_version_has_an_expected_hint():
+    assert set(HINTS) == {(name, label) for name, label, _ in WRONG_CASES}
+
+
+@pytest.mark.parametrize("name", CHECKS)
+def test_references_do_not_use_the_exercises(name, monkeypatch):
+    for module_name in ("cnnlab.layers", "cnnlab.layers.modern", "cnnlab.layers.dense",
+                        "cnnlab.layers.conv", "cnnlab.pooling", "cnnlab.gradcheck"):
+        module = importlib.import_module(module_name)
+        for function in getattr(module, "__all__", []):
+            monkeypatch.setattr(module, function, stub)
+    chk = get_check(name)
+    for case in chk.cases(seed=3, count=6):
+        for value in chk.reference(**case.inputs).values():
+            assert np.all(np.isfinite(np.asarray(value, dtype=float)))
+
+
+@pytest.mark.parametrize("name", CHECKS)
+def test_case_inputs_can_cross_a_process_boundary(name):
+    chk = get_check(name)
+    for case in chk.cases(seed=0) + chk.cases(seed=9, count=40):
+        for key, value in case.inputs.items():
+            if isinstance(value, np.ndarray):
+                assert value.dtype.kind in "biuf", (name, key)
+            elif isinstance(value, tuple):
+                assert all(type(v) is int for v in value), (name, key)
+            else:
+                assert type(value) in (int, float, str), (name, key, type(value))
+                json.dumps(value)
+
+
+# ------------------------------------------------------------------ numerical gradients
+RNG = np.random.default_rng(13)
+
+
+def assert_gradient(analytic, f, variable, dout, tol=1e-7):
+    numeric = numerical_gradient(f, variable, df=dout)
+    assert relative_error(analytic, numeric) < tol
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_batchnorm_backward_matches_numerical_gradients(mode):
+    x = RNG.normal(1.0, 2.0, size=(3, 2, 3, 2))
+    gamma, beta = RNG.normal(size=2), RNG.normal(size=2)
+    stats = (RNG.normal(size=2), RNG.uniform(0.5, 2.0, size=2))
+
+    def forward():
+        return cl.batchnorm2d_forward(x, gamma, beta, stats[0].copy(), stats[1].copy(),
+                                      mode=mode)[0]
+
+    out, cache = cl.batchnorm2d_forward(x, gamma, beta, stats[0].copy(), stats[1].copy(),
+                                        mode=mode)
+    dout = RNG.normal(size=out.shape)
+    dx, dgamma, dbeta = cl.batchnorm2d_backward(dout, cache)
+    assert_gradient(dx, forward, x, dout)
+    assert_gradient(dgamma, forward, gamma, dout)
+    assert_gradient(dbeta, forward, beta, dout)
+
+
+def test_batchnorm_backward_reference_matches_numerical_gradients():
+    from cnnlab.checks.modern import bn_backward_graph, bn_forward_reference
+
+    chk = get_check("layers.batchnorm2d_backward")
+    for case in chk.cases(seed=4, count=6):
+        inputs = dict(case.inputs)
+        x = np.array(inputs.pop("x"), dtype=float)
+        dout = inputs.pop("dout")
+        right = chk.reference(x=x, dout=dout, **inputs)
+
+        def forward(inputs=inputs, x=x):
+            return bn_forward_reference(x, inputs["gamma"], np.zeros_like(inputs["gamma"]),
+                                        inputs["running_mean"], inputs["running_var"],
+                                        inputs["mode"], 0.1, inputs["eps"])["out"]
+
+        np.testing.assert_allclose(right["dx"], numerical_gradient(forward, x, df=dout),
+                                   rtol=1e-5, atol=1e-8)
+        assert np.array_equal(bn_backward_graph(x=x, dout=dout, **inputs)[0], right["dx"])
+
+
+def test_batchnorm_train_mode_normalises_and_updates_the_running_statistics():
+    x = RNG.normal(5.0, 3.0, size=(8, 3, 4, 4))
+    mean, var = np.zeros(3), np.ones(3)
+    out, _ = cl.batchnorm2d_forward(x, np.ones(3), np.zeros(3), mean, var, momentum=1.0)
+    np.testing.assert_allclose(out.mean(axis=(0, 2, 3)), 0, atol=1e-12)
+    np.testing.assert_allclose(out.var(axis=(0, 2, 3)), 1, rtol=1e-4)
+    np.testing.assert_allclose(mean, x.mean(axis=(0, 2, 3)))
+    np.testing.assert_allclose(var, x.var(axis=(0, 2, 3), ddof=1))
+    # eval mode with those statistics maps the same batch (almost) the same way
+    evaluated, _ = cl.batchnorm2d_forward(x, np.ones(3), np.zeros(3), mean, var, mode="eval")
+    np.testing.assert_allclose(evaluated, out, rtol=0.05, atol=0.05)
+
+
+def test_small_layers_match_numerical_gradients():
+    x = RNG.normal(size=(2, 3, 4, 5))
+    out, cache = cl.global_avg_pool_forward(x)
+    dout = RNG.normal(size=out.shape)
+    assert_gradient(cl.global_avg_pool_backward(dout, cache),
+                    lambda: cl.global_avg_pool_forward(x)[0], x, dout)
+    x = RNG.normal(size=(3, 4)) + 0.05  # away from the kink
+    out, cache = cl.leaky_relu_forward(x, 0.2)
+    dout = RNG.normal(size=out.shape)
+    assert_gradient(cl.leaky_relu_backward(dout, cache),
+                    lambda: cl.leaky_relu_forward(x, 0.2)[0], x, dout)
+    x = RNG.normal(size=(3, 4, 2))
+    out, cache = cl.dropout_forward(x, 0.3, seed=5)
+    dout = RNG.normal(size=out.shape)
+    assert_gradient(cl.dropout_backward(dout, cache),
+                    lambda: cl.dropout_forward(x, 0.3, seed=5)[0], x, dout)
+
+
+def test_conv1x1_equals_a_1x1_conv2d():
+    x, w, b = RNG.normal(size=(2, 3, 5, 4)), RNG.normal(size=(6, 3, 1, 1)), RNG.normal(size=6)
+    np.testing.assert_allclose(cl.conv1x1_forward(x, w, b)[0], cl.conv2d_forward(x, w, b)[0],
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_dropout_keeps_the_expected_value_and_is_the_identity_in_eval():
+    x = np.ones((200, 200))
+    out, cache = cl.dropout_forward(x, 0.3, seed=1)
+    assert abs(out.mean() - 1.0) < 0.02 and abs((out == 0).mean() - 0.3) < 0.02
+    assert np.array_equal(cl.dropout_forward(x, 0.3, mode="eval")[0], x)
+    assert cache["mask"].dtype == bool
+
+
+def test_initialisations_have_the_right_spread():
+    w = cl.he_init((64, 32, 3, 3), seed=0)
+    assert abs(w.std() / np.sqrt(2 / 288) - 1) < 0.03
+    w = cl.glorot_init((300, 100), seed=0)
+    limit = np.sqrt(6 / 400)
+    assert np.abs(w).max() <= limit and abs(w.var() / (2 / 400) - 1) < 0.03
+    assert cl.fans((400, 120)) == (400, 120) and cl.fans((16, 6, 5, 5)) == (150, 400)
+
+
+# ------------------------------------------------------------------ argument checks
+@pytest.mark.parametrize("call, match", [
+    (lambda: cl.conv1x1_forward(np.ones((1, 2, 3, 3)), np.ones((4, 3, 1, 1)), np.ones(4)),
+     r"w must have shape \(F, C, 1, 1\)"),
+    (lambda: cl.conv1x1_forward(np.ones((1, 2, 3, 3)), np.ones((4, 2, 1, 1)), np.ones(3)),
+     r"b must have shape \(F,\)"),
+    (lambda: cl.conv1x1_forward(np.ones((2, 3, 3)), np.ones((4, 2, 1, 1)), np.ones(4)),
+     r"x must be 4-D"),
+    (lambda: cl.global_avg_pool_forward(np.ones((2, 3))), r"x must be 4-D"),
+    (lambda: cl.global_avg_pool_backward(np.ones((2, 2)), {"shape": (2, 3, 4, 4)}),
+     r"dout must have the shape"),
+    (lambda: cl.global_avg_pool_backward(np.ones((2, 3)), {}), r"cache must be the cache"),
+    (lambda: cl.leaky_relu_forward(np.ones(3), -0.1), r"negative_slope must be in"),
+    (lambda: cl.leaky_relu_forward(np.ones(3), "a"), r"negative_slope must be a finite"),
+    (lambda: cl.he_init((3, 4, 5)), r"shape must be a tuple of 2 or 4 positive ints"),
+    (lambda: cl.glorot_init((3, 0)), r"shape must be a tuple of 2 or 4 positive ints"),
+    (lambda: cl.he_init((3, 4), seed=-1), r"seed must be None or a non-negative int"),
+    (lambda: cl.batchnorm2d_forward(np.ones((2, 3, 2, 2)), np.ones(2), np.ones(3), np.zeros(3),
+                                    np.ones(3)), r"gamma must have shape \(C,\)"),
+    (lambda: cl.batchnorm2d_forward(np.ones((2, 3, 2, 2)), np.ones(3), np.ones(3), [0, 0, 0],
+                                    np.ones(3)), r"running_mean must be a float ndarray"),
+    (lambda: cl.batchnorm2d_forward(np.ones((2, 3, 2, 2)), np.ones(3), np.ones(3), np.zeros(3),
+                                    np.ones(3), mode="test"), r"mode must be 'train' or 'eval'"),
+    (lambda: cl.batchnorm2d_forward(np.ones((2, 3, 2, 2)), np.ones(3), np.ones(3), np.zeros(3),
+                                    np.ones(3), momentum=2.0), r"momentum must be in"),
+    (lambda: cl.batchnorm2d_forward(np.ones((1, 3, 1, 1)), np.ones(3), np.ones(3), np.zeros(3),
+                                    np.ones(3)), r"at least 2 values per channel"),
+    (lambda: cl.batchnorm2d_backward(np.ones((2, 3)), {"mode": "train", "x_hat": np.ones(
+        (2, 3, 1, 1)), "inv_std": np.ones(3), "gamma": np.ones(3)}), r"dout must have the shape"),
+    (lambda: cl.dropout_forward(np.ones(3), p=1.0), r"p must be in \[0.0, 1.0\)"),
+    (lambda: cl.dropout_forward(np.ones(3), mode="infer"), r"mode must be 'train' or 'eval'"),
+    (lambda: cl.dropout_forward(np.ones(3), seed=1.5), r"seed must be None"),
+    (lambda: cl.dropout_backward(np.ones(3), {"mode": "train", "p": 0.5}),
+     r"cache must be the cache returned by dropout_forward"),
+])
+def test_bad_arguments_raise_value_errors_naming_them(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
