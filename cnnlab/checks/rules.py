@@ -175,10 +175,11 @@ def static_violations(source: str, file: str) -> list[Violation]:
         exercise = BY_FUNCTION.get(name)
         if exercise is None or exercise.file != file:
             continue
-        for dotted, line in _reachable(name, refs):
-            if exercise.rule.forbids(dotted):
-                violations.append(Violation(exercise, name, dotted, "uses", line))
-                break
+        found = [(dotted, line) for dotted, line in _reachable(name, refs)
+                 if exercise.rule.forbids(dotted)]
+        if found:  # the most specific name (the function, not the module imported for it)
+            dotted, line = max(found, key=lambda item: (len(item[0]), -item[1]))
+            violations.append(Violation(exercise, name, dotted, "uses", line))
     return violations
 
 
