@@ -249,3 +249,17 @@ def _all_checks() -> list[str]:
 def test_the_reference_passes_every_check_with_the_rules_on(name):
     from cnnlab.checks import check
     check(name, count=2)
+
+
+def test_each_notebook_states_the_rule_where_the_exercise_is():
+    import re
+
+    import nbformat
+
+    from autograder.course import REPO
+    for exercise in EXERCISES:
+        notebook = nbformat.read(str(REPO / "notebooks" / exercise.notebook), as_version=4)
+        heading = re.compile(rf"^#+ *{exercise.kind} {exercise.number}\b", re.M)
+        cell = next(c for c in notebook.cells
+                    if c.cell_type == "markdown" and heading.search(c.source))
+        assert f"**Rule:** {exercise.rule.words}." in cell.source, exercise
