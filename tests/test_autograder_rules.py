@@ -116,6 +116,7 @@ def test_the_reference_obeys_every_rule(graded):
 def test_a_cheat_loses_exactly_its_exercise_and_is_told_why(graded, student):
     function, _, _, cell, points, call, rule_of = CHEATS[student]
     row, result = graded["rows"][student], graded["results"][student]
+    assert row["autograded_score"], (row, result.get("reasons"))
     assert float(row["autograded_score"]) == AUTOGRADED - points, (row, result["cells"])
     for grade_id, entry in result["cells"].items():
         sandbox = entry["sandbox"]

@@ -24,20 +24,17 @@ import contextlib
 import importlib
 import os
 import sys
-import threading
 import types
 from dataclasses import dataclass
 
-from cnnlab.checks._core import BY_FUNCTION, EVERYWHERE, EXERCISES, PACKAGE, Exercise
-
-# CPython 3.11's ast.parse is not safe in threads ("AST constructor recursion depth
-# mismatch", gh-106905) and the autograder grades submissions in threads.
-_PARSE_LOCK = threading.Lock()
-
-
-def _parse(source: str) -> ast.Module:
-    with _PARSE_LOCK:
-        return ast.parse(source)
+from cnnlab.checks._core import (
+    BY_FUNCTION,
+    EVERYWHERE,
+    EXERCISES,
+    PACKAGE,
+    Exercise,
+    parse_source,
+)
 
 
 class RuleViolation(Exception):
@@ -176,7 +173,7 @@ def static_violations(source: str, file: str) -> list[Violation]:
     """Forbidden uses in the exercise module ``source`` (the file ``file``, e.g.
     'cnnlab/signal.py'), one per exercise function at most, each charged to the exercise
     whose function, or a non-exercise helper it calls, makes the use."""
-    tree = _parse(source)
+    tree = parse_source(source)
     module = file.removesuffix(".py").replace("/", ".")
     package = module if file.endswith("__init__.py") else module.rpartition(".")[0]
     aliases = _module_aliases(tree, package.removesuffix(".__init__"))
