@@ -24,6 +24,7 @@ import csv
 import json
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import pytest
@@ -99,7 +100,7 @@ def graded():
             rows = {row["student_id"]: row for row in csv.DictReader(handle)}
         results = {p.stem: json.loads(p.read_text()) for p in
                    (course / "grading" / "ps1").glob("*.json")}
-        yield {"rows": rows, "results": results, "report": report}
+        yield {"rows": rows, "results": results, "report": report, "course": course}
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -129,6 +130,17 @@ def test_a_cheat_loses_exactly_its_exercise_and_is_told_why(graded, student):
     assert sandbox["summary"].startswith("rule: ") and call in sandbox["summary"], sandbox
     # the notebook's own test cell told the student the same (no disagreement to flag)
     assert result["cells"][cell]["notebook_score"] == 0.0, result["cells"][cell]
+    # and the instructor sees it in the gradebook, on the flagged notebook
+    from nbgrader.api import Gradebook
+
+    from autograder.course import db_url
+    notebook = result["cells"][cell]["notebook"]
+    with warnings.catch_warnings(), Gradebook(db_url(graded["course"]), "cnnlab") as gb:
+        warnings.simplefilter("ignore")
+        submission = gb.find_submission_notebook(notebook, "ps1", student)
+        comments = " ".join(c.auto_comment or "" for c in submission.comments)
+        assert submission.flagged and "calls what its rule forbids" in comments, comments
+        assert call in comments, comments
 
 
 def test_the_report_names_the_rule(graded):
