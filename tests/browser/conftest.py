@@ -133,11 +133,15 @@ class Lab:
 
     def run_all(self, page, timeout: float, restart: bool = False):
         """Run every cell from the menus and wait until no prompt shows ``[*]``."""
-        if restart:
-            self.menu(page, "Kernel", "kernelmenu:restart-and-run-all")
+        if restart:  # cleared prompts first, so the wait below cannot see the old ones
+            self.menu(page, "Kernel", "kernelmenu:restart-and-clear")
             page.locator(".jp-Dialog .jp-mod-accept").click()
-        else:
-            self.menu(page, "Run", "runmenu:run-all")
+            page.wait_for_function(
+                """() => [...document.querySelectorAll(
+                    '.jp-NotebookPanel .jp-CodeCell .jp-InputPrompt')]
+                    .every(p => !/[0-9*]/.test(p.textContent))""", timeout=60_000)
+            page.wait_for_selector(".jp-StatusBar-TextItem:has-text('| Idle')", timeout=60_000)
+        self.menu(page, "Run", "runmenu:run-all")
         page.wait_for_function(
             """() => {
                 const prompts = [...document.querySelectorAll(
