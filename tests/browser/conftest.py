@@ -146,7 +146,8 @@ class Lab:
             """() => {
                 const prompts = [...document.querySelectorAll(
                     '.jp-NotebookPanel .jp-CodeCell .jp-InputPrompt')].map(p => p.textContent);
-                return prompts.some(t => /\\[\\d+\\]/.test(t)) && !prompts.some(t => t.includes('*'));
+                return prompts.some(t => /\\[\\d+\\]/.test(t))
+                    && !prompts.some(t => t.includes('*'));
             }""", timeout=timeout * 1000, polling=500)
         page.wait_for_timeout(1000)  # outputs of the last cell, MathJax's last pass
 
