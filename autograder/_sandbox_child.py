@@ -166,45 +166,77 @@ def main() -> None:
         lockdown.lock_down()
         del lockdown, loader
     install_guard(spec["allowed"], spec["denied"], spec["sandbox"])
-    from cnnlab.checks import get_check  # the instructor's checks (the package is the student's)
+    from cnnlab.checks import exercise_of, get_check  # the instructor's (package: student's)
+    from cnnlab.checks.rules import Tripwires
 
+    checks = {}
+    for task in spec["tasks"]:  # every check module first, so that the tripwires cover them
+        try:
+            checks[task["id"]] = get_check(task["check"])
+        except BaseException:
+            pass
+    exercises = {tid: exercise_of(chk.function) for tid, chk in checks.items()}
+    wires = Tripwires()  # before the student's modules are imported: aliases get tripwires
+    wires.install([e for e in exercises.values() if e is not None])
     channel.send({"ev": "ready"})
     for task in spec["tasks"]:
         channel.send({"ev": "start", "task": task["id"]})
-        try:
-            chk = get_check(task["check"])
-            importlib.import_module(chk.module)
-        except BaseException as exc:
-            channel.send({"ev": "import-error", "task": task["id"], "error": describe(exc)})
-            channel.send({"ev": "end", "task": task["id"]})
-            continue
-        channel.send({"ev": "imported", "task": task["id"]})
-        arrays = inputs[task["id"]]
-        for index, encoded in enumerate(task["cases"]):
-            head = {"ev": "case", "task": task["id"], "case": index}
-            try:
-                got = chk.call(**{k: decode(v, arrays) for k, v in encoded.items()})
-                if not isinstance(got, dict):
-                    raise TypeError(f"the check's call returned {type(got).__name__}")
-                outputs = {}
-                for key, value in got.items():
-                    array = np.asarray(value)
-                    if array.dtype.hasobject:
-                        raise TypeError(f"returned a non-numeric value for {key!r} "
-                                        f"(got {type(value).__name__})")
-                    outputs[str(key)] = array
-            except NotImplementedError:
-                channel.send(dict(head, error="NotImplementedError", kind="not-implemented"))
-            except BaseException as exc:  # SystemExit and KeyboardInterrupt included
-                channel.send(dict(head, error=describe(exc), kind="raised"))
-            else:
-                try:
-                    channel.send(dict(head, ok=True), outputs)
-                except (ValueError, TypeError) as exc:
-                    channel.send(dict(head, error=describe(exc), kind="unsendable"))
+        with wires.checking(exercises.get(task["id"])):
+            run_task(task, checks.get(task["id"]), inputs[task["id"]], channel, np,
+                     lambda task_id=task["id"]: report_violations(wires, task_id, channel))
         channel.send({"ev": "end", "task": task["id"]})
     channel.send({"ev": "done"})
     os._exit(0)  # skip interpreter teardown: student atexit handlers must not run
+
+
+def report_violations(wires, task_id: str, channel: Channel) -> None:
+    """Send the forbidden calls recorded since the last report (the grading side charges
+    each to its exercise, whichever test was running when it happened)."""
+    sent = getattr(wires, "sent", 0)
+    for violation in wires.violations[sent:]:
+        channel.send({"ev": "rule", "task": task_id, "function": violation.function,
+                      "call": violation.call})
+    wires.sent = len(wires.violations)
+
+
+def run_task(task: dict, chk, arrays: dict, channel: Channel, np, flush) -> None:
+    """Import the check's module of the student's package and call it on every case;
+    ``flush()`` reports forbidden calls after the import and after each case."""
+    try:
+        if chk is None:
+            raise ValueError(f"no check named {task['check']!r}")
+        importlib.import_module(chk.module)
+    except BaseException as exc:
+        flush()
+        channel.send({"ev": "import-error", "task": task["id"], "error": describe(exc)})
+        return
+    flush()
+    channel.send({"ev": "imported", "task": task["id"]})
+    for index, encoded in enumerate(task["cases"]):
+        head = {"ev": "case", "task": task["id"], "case": index}
+        try:
+            got = chk.call(**{k: decode(v, arrays) for k, v in encoded.items()})
+            if not isinstance(got, dict):
+                raise TypeError(f"the check's call returned {type(got).__name__}")
+            outputs = {}
+            for key, value in got.items():
+                array = np.asarray(value)
+                if array.dtype.hasobject:
+                    raise TypeError(f"returned a non-numeric value for {key!r} "
+                                    f"(got {type(value).__name__})")
+                outputs[str(key)] = array
+        except NotImplementedError:
+            flush()
+            channel.send(dict(head, error="NotImplementedError", kind="not-implemented"))
+        except BaseException as exc:  # SystemExit and KeyboardInterrupt included
+            flush()
+            channel.send(dict(head, error=describe(exc), kind="raised"))
+        else:
+            flush()
+            try:
+                channel.send(dict(head, ok=True), outputs)
+            except (ValueError, TypeError) as exc:
+                channel.send(dict(head, error=describe(exc), kind="unsendable"))
 
 
 if __name__ == "__main__":

@@ -453,7 +453,7 @@ def record(ctx: Context, student: str, states: dict, runs: dict, in_notebook: di
             snb = gb.find_submission_notebook(nb, ctx.assignment, student)
             state = runs.get(nb, {}).get("state", "failed")
             produced = in_notebook.get(nb, {"grades": {}, "comments": {}})
-            disagreements = []
+            disagreements, rule_breaks = [], []
             for grade in snb.grades:
                 cell = ctx.cell_index.get((nb, grade.name))
                 if cell is None:
@@ -474,6 +474,9 @@ def record(ctx: Context, student: str, states: dict, runs: dict, in_notebook: di
                         entry["sandbox"] = {k: getattr(outcome, k) for k in (
                             "passed", "score", "cases", "failed_cases", "message", "summary",
                             "visible_passed")}
+                        if (outcome.summary or "").startswith("rule:"):
+                            rule_breaks.append(f"{cell.grade_id}: "
+                                               + (outcome.message or "").splitlines()[0][:300])
                         # notebook runs execute the visible tests only
                         visible_score = cell.points if outcome.visible_passed else 0.0
                         if notebook_score is not None and notebook_score != visible_score:
@@ -506,11 +509,16 @@ def record(ctx: Context, student: str, states: dict, runs: dict, in_notebook: di
                 text = produced["comments"].get(comment.name) if state in (
                     "graded", "not-run") else None
                 comment.auto_comment = None if text is None else str(text)[:MAX_COMMENT]
-            snb.flagged = bool(disagreements)
+            snb.flagged = bool(disagreements or rule_breaks)
+            notes = []
             if disagreements:
-                note = ("Autograder: the scores of these tests come from a sandboxed re-run of "
-                        "the submitted package, which disagreed with the notebook run: "
-                        + "; ".join(disagreements))
+                notes.append("Autograder: the scores of these tests come from a sandboxed re-run "
+                             "of the submitted package, which disagreed with the notebook run: "
+                             + "; ".join(disagreements))
+            if rule_breaks:
+                notes.append("Autograder: these tests score 0 because the exercise's code calls "
+                             "what its rule forbids: " + "; ".join(rule_breaks))
+            for note in notes:
                 result["notes"].append(f"{nb}: " + note)
                 if comments:
                     first = comments[0]

@@ -43,6 +43,7 @@ from pathlib import Path
 SANDBOX_UID = int(os.environ.get("CNNLAB_SANDBOX_UID", "65534"))
 SANDBOX_GID = int(os.environ.get("CNNLAB_SANDBOX_GID", "65534"))
 LOCKDOWN = Path(__file__).with_name("_lockdown.py")
+TMP_BYTES = 64 << 20  # the sandbox's private /tmp
 
 HOW_TO_GET_IT = (
     "Grading runs student code inside bubblewrap as an unprivileged user. Install it with "
@@ -164,7 +165,8 @@ def command(argv: list[str], *, chdir: Path, read_only: list[Path] = (),
     rw = [(os.path.realpath(src), str(dest)) for src, dest in writable]
     inner = [bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent",
              "--new-session", "--cap-drop", "ALL", "--clearenv", *_system_binds(),
-             "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+             "--proc", "/proc", "--dev", "/dev",
+             "--size", str(TMP_BYTES), "--tmpfs", "/tmp"]  # in memory: bounded
     for path in sorted(set(ro)):
         inner += ["--ro-bind", path, path]
     for src, dest in rw:

@@ -41,11 +41,13 @@ from autograder.course import REFERENCE_PACKAGE, REPO, thread_env
 from autograder.protocol import FrameReader
 from autograder.student_edition import STUB_MARKER
 from autograder.testcells import CheckCall, GradedCell
-from cnnlab.checks import exercise_file
+from cnnlab.checks import exercise_file, exercise_of
+from cnnlab.checks._core import BY_FUNCTION
+from cnnlab.checks.rules import Violation, check_source
 
 CHILD = Path(__file__).with_name("_sandbox_child.py")
 PRELOAD = ("numpy", "scipy", "scipy.signal", "scipy.linalg", "scipy.fft", "scipy.special",
-           "scipy.ndimage", "ctypes")
+           "scipy.ndimage", "scipy.optimize", "ctypes")
 MAX_FILE_BYTES = 1 << 20
 MAX_PACKAGE_BYTES = 8 << 20
 MAX_PACKAGE_FILES = 300
@@ -152,6 +154,8 @@ class CaseBank:
                 references = [chk.reference(**case.inputs) for case in cases]
                 buffer = io.BytesIO()
                 np.savez(buffer, **arrays)
+                if exercise_of(chk.function) is not None:  # find its file now, not in threads
+                    exercise_of(chk.function).file  # noqa: B018
                 task_id = f"t{len(self.tasks)}"
                 self.tasks[call.key] = Task(task_id, call, chk, cases, references, encoded,
                                             buffer.getvalue())
@@ -329,9 +333,11 @@ def run_sandbox(submitted_package: Path | None, trusted_package: Path, bank: Cas
                     summary="no cnnlab/ folder")
             return report
         report.notes = assemble_package(submitted_package, trusted_package, box / "cnnlab")
+        static = rule_violations(box, bank)  # before student code runs
         outcomes = _run_tasks(box, bank, limits, course, report, cells)
+        violations = {**_dynamic_violations(outcomes), **static}
         for cell in cells:
-            report.cells[cell.grade_id] = _cell_result(cell, bank, outcomes)
+            report.cells[cell.grade_id] = _cell_result(cell, bank, outcomes, violations)
         return report
     finally:
         report.seconds = time.monotonic() - started
@@ -344,7 +350,7 @@ def _run_tasks(box: Path, bank: CaseBank, limits: Limits, course: Path | None,
     tasks = bank.by_id()
     cells_of = {tid: [[bank.tasks[c.key].id for c in cell.calls] for cell in cells
                       if any(bank.tasks[c.key].id == tid for c in cell.calls)] for tid in tasks}
-    outcomes = {tid: {"cases": {}, "error": None} for tid in tasks}
+    outcomes = {tid: {"cases": {}, "error": None, "rules": []} for tid in tasks}
     for task in tasks.values():
         (box / f"{task.id}.npz").write_bytes(task.npz)
     shutil.copyfile(CHILD, box / "_runner.py")
@@ -411,6 +417,9 @@ def _run_tasks(box: Path, bank: CaseBank, limits: Limits, course: Path | None,
                 elif event == "import-error":
                     outcomes[task_id]["error"] = f"importing {modules[task_id]} failed: " + str(
                         header.get("error"))[:2000]
+                elif event == "rule":
+                    outcomes[task_id]["rules"].append((header.get("function"),
+                                                       header.get("call")))
                 elif event == "case":
                     index = header.get("case")
                     if isinstance(index, int) and index not in outcomes[task_id]["cases"]:
@@ -485,17 +494,52 @@ def _normalize(text: str) -> str:
     return re.sub(r"'[^']*'|\"[^\"]*\"", "…", text)[:160]
 
 
-def _cell_result(cell: GradedCell, bank: CaseBank, outcomes: dict) -> CellResult:
+# -- the exercises' rules ---------------------------------------------------------------------
+
+def rule_violations(box: Path, bank: CaseBank) -> dict:
+    """{exercise: Violation} of the forbidden names the submitted exercise modules use
+    (read here, on the trusted side, from the package assembled in ``box``)."""
+    found = {}
+    for task in bank.tasks.values():
+        exercise = exercise_of(task.check.function)
+        if exercise is not None and exercise not in found:
+            violation = check_source(exercise, package_root=box)
+            if violation is not None:
+                found[exercise] = violation
+    return found
+
+
+def _dynamic_violations(outcomes: dict) -> dict:
+    """{exercise: Violation} of the forbidden calls the sandbox's tripwires reported.
+
+    The child is untrusted: a report counts only if it names an exercise function and a
+    call that exercise's rule forbids (a forged one can only cost its sender).
+    """
+    found = {}
+    for outcome in outcomes.values():
+        for function, call in outcome.get("rules", []):
+            exercise = BY_FUNCTION.get(function) if isinstance(function, str) else None
+            if exercise is not None and isinstance(call, str) and exercise.rule.forbids(call):
+                found.setdefault(exercise, Violation(exercise, function, call[:200]))
+    return found
+
+
+def _cell_result(cell: GradedCell, bank: CaseBank, outcomes: dict,
+                 violations: dict | None = None) -> CellResult:
     total, failed, message, summary = 0, 0, None, None
     visible_failed = 0
     for call in cell.calls:
         task = bank.tasks[call.key]
         chk = task.check
         outcome = outcomes[task.id]
+        violation = (violations or {}).get(exercise_of(chk.function))
         for index, case in enumerate(task.cases):
             total += 1
-            problem, short = _case_problem(chk, case, task.references[index],
-                                           outcome["cases"].get(index), outcome["error"])
+            if violation is not None:  # the exercise broke its rule: every case fails
+                problem, short = violation.message(), violation.summary()
+            else:
+                problem, short = _case_problem(chk, case, task.references[index],
+                                               outcome["cases"].get(index), outcome["error"])
             if problem:
                 failed += 1
                 visible_failed += not call.hidden

@@ -9,7 +9,10 @@ In a throwaway course directory, for each assignment:
    marks on every autograded test (in the sandbox and in the notebook run) and
    the untouched release zero on every one;
 3. every test fails in the sandbox when the function it checks is replaced by a
-   stub (and the rest of the package is the reference).
+   stub (and the rest of the package is the reference);
+4. the reference obeys every exercise's rule: its modules use no forbidden name
+   (the syntax-tree check; step 2 ran it under the sandbox's tripwires, where a
+   forbidden call would have cost it its full marks).
 """
 
 from __future__ import annotations
@@ -20,13 +23,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from autograder.build import build, notebook_names
-from autograder.course import REFERENCE_PACKAGE
+from autograder.course import REFERENCE_PACKAGE, get_assignment
 from autograder.grading import Options, grade
 from autograder.nbg import base_env, run_nbgrader
 from autograder.sandbox import CaseBank, Limits, run_sandbox
 from autograder.student_edition import SKIP_NAMES, function_regions, stub_functions
 from autograder.submissions import from_release
 from autograder.testcells import assignment_cells
+from cnnlab.checks import EXERCISES
+from cnnlab.checks.rules import check_source
 
 
 class Report:
@@ -141,6 +146,17 @@ def stubs_fail(course: Path, assignment: str, scratch: Path, workers: int,
                           "is a stub" + (f" ({outcome.error})" if outcome.error else ""))
 
 
+def reference_obeys_rules(assignment: str, report: Report) -> None:
+    """Step 4: no exercise of the assignment uses a name its rule forbids, in the reference."""
+    modules = {f"cnnlab/{m}" for m in get_assignment(assignment).modules}
+    for exercise in EXERCISES:
+        if exercise.file in modules:
+            violation = check_source(exercise, package_root=REFERENCE_PACKAGE.parent)
+            report.expect(violation is None, f"{assignment}: the reference of "
+                          f"{exercise.short()} obeys its rule"
+                          + (f" ({violation.message()})" if violation else ""))
+
+
 def self_check(assignments: list[str], workers: int = 2, keep: Path | None = None) -> bool:
     scratch = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="cnnlab-check-"))
     scratch.mkdir(parents=True, exist_ok=True)
@@ -152,6 +168,7 @@ def self_check(assignments: list[str], workers: int = 2, keep: Path | None = Non
             validate(course, assignment, scratch, report)
             grade_reference_and_release(course, assignment, scratch, workers, report)
             stubs_fail(course, assignment, scratch, workers, report)
+            reference_obeys_rules(assignment, report)
     finally:
         if keep is None:
             shutil.rmtree(scratch, ignore_errors=True)

@@ -136,6 +136,16 @@ pids = [p for p in os.listdir("/proc") if p.isdigit()]
 if len(pids) > 3:
     escaped(f"{len(pids)} processes visible")
 """,
+    "fill the memory through /tmp": """
+try:
+    with open("/tmp/fill", "wb") as handle:
+        for _ in range(200):
+            handle.write(b"x" * (1 << 20))
+except OSError:
+    pass
+if os.path.getsize("/tmp/fill") > 100 << 20:
+    escaped("/tmp unbounded")
+""",
     "raise the limits": """
 import resource
 resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))

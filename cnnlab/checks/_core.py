@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import functools
 import importlib
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,14 +27,62 @@ PACKAGE = Path(__file__).resolve().parents[1]  # the cnnlab folder these checks 
 
 
 @dataclass(frozen=True)
+class Rule:
+    """What an exercise's own code may not use, in words and as dotted names.
+
+    A name forbids itself and everything under it: ``"scipy.signal"`` forbids
+    ``scipy.signal.correlate2d``. The course's grading side (``cnnlab.checks``) is
+    forbidden everywhere. Enforced by :mod:`cnnlab.checks.rules`, statically on the
+    module's syntax tree and dynamically with tripwires while the exercise runs.
+    """
+
+    words: str
+    forbidden: tuple[str, ...] = ()
+
+    def forbids(self, dotted: str) -> str | None:
+        """The forbidden name that covers ``dotted`` (None if it is allowed)."""
+        for name in (*self.forbidden, *EVERYWHERE):
+            if dotted == name or dotted.startswith(name + "."):
+                return name
+        return None
+
+    def plus(self, words: str, *forbidden: str) -> Rule:
+        """This rule with more forbidden names (``words`` says what they are)."""
+        return Rule(f"{self.words}; {words}", self.forbidden + forbidden)
+
+
+EVERYWHERE = ("cnnlab.checks",)  # the grading side: its references and helpers
+CONVOLUTION = ("scipy.signal", "scipy.ndimage.convolve", "scipy.ndimage.convolve1d",
+               "scipy.ndimage.correlate", "scipy.ndimage.correlate1d", "numpy.convolve",
+               "numpy.correlate")
+NO_CONVOLUTION = Rule(
+    "no library routine that convolves or correlates: nothing from scipy.signal, no "
+    "scipy.ndimage.convolve/correlate, numpy.convolve or numpy.correlate (numpy.fft, "
+    "sliding_window_view, einsum, tensordot, matmul and your own functions are fine)",
+    CONVOLUTION)
+NO_MATRIX_SHORTCUT = NO_CONVOLUTION.plus(
+    "nor scipy.linalg.convolution_matrix, toeplitz or circulant",
+    "scipy.linalg.convolution_matrix", "scipy.linalg.toeplitz", "scipy.linalg.circulant")
+NO_LAYER_SHORTCUT = Rule(
+    "no library routine that does the exercise: nothing from scipy.signal or scipy.ndimage, "
+    "no numpy.convolve/correlate, scipy.special's softmax, log_softmax, logsumexp or expit, "
+    "scipy.optimize's approx_fprime or check_grad (NumPy, sliding_window_view, einsum, kron "
+    "and your own functions are fine)",
+    ("scipy.signal", "scipy.ndimage", "numpy.convolve", "numpy.correlate",
+     "scipy.special.softmax", "scipy.special.log_softmax", "scipy.special.logsumexp",
+     "scipy.special.expit", "scipy.optimize.approx_fprime", "scipy.optimize.check_grad"))
+
+
+@dataclass(frozen=True)
 class Exercise:
-    """One exercise of a notebook: the functions a student writes for it."""
+    """One exercise of a notebook: the functions a student writes for it, and its rule."""
 
     notebook: str                 # e.g. "02_convolution_2d.ipynb"
     number: int                   # as in the notebook's heading "Exercise 5"
     functions: tuple[str, ...]    # the functions (or classes) it asks for
     module: str                   # where they live, e.g. "cnnlab.signal"
     kind: str = "Exercise"        # "Exercise", or "Test" for a test of several exercises
+    rule: Rule = Rule("nothing from the course's grading side (cnnlab.checks)")
 
     @property
     def file(self) -> str:
@@ -43,45 +92,71 @@ class Exercise:
         """e.g. 'exercise 5 of 02_convolution_2d.ipynb, in cnnlab/signal.py'."""
         return f"{self.kind.lower()} {self.number} of {self.notebook}, in {self.file}"
 
+    def short(self) -> str:
+        """e.g. 'exercise 5 of 02_convolution_2d.ipynb'."""
+        return f"{self.kind.lower()} {self.number} of {self.notebook}"
 
-def _exercises(notebook: str, module: str, *items) -> list[Exercise]:
-    return [Exercise(notebook, number, tuple(functions.split()), module)
+
+def _exercises(notebook: str, module: str, *items, rule: Rule) -> list[Exercise]:
+    """Exercises of one notebook and module, each ``(number, "function names")``."""
+    return [Exercise(notebook, number, tuple(functions.split()), module, rule=rule)
             for number, functions in items]
 
 
-# Every exercise of the course, in notebook order (tests/test_student_walkthrough.py checks
-# this table against the notebooks' headings and test cells, and the package's stubs).
+# Every exercise of the course, in notebook order, each with its rule (tests/
+# test_student_walkthrough.py checks this table against the notebooks' headings and test
+# cells, and the package's stubs; tests/test_rules.py checks the reference obeys the rules).
 EXERCISES: tuple[Exercise, ...] = (
     *_exercises("01_convolution_1d.ipynb", "cnnlab.signal",
-                (1, "correlate"), (2, "convolve"), (3, "convolution_matrix"),
-                (4, "fftconvolve")),
+                (1, "correlate"), (2, "convolve"), rule=NO_CONVOLUTION),
+    *_exercises("01_convolution_1d.ipynb", "cnnlab.signal",
+                (3, "convolution_matrix"), rule=NO_MATRIX_SHORTCUT),
+    *_exercises("01_convolution_1d.ipynb", "cnnlab.signal", (4, "fftconvolve"),
+                rule=NO_CONVOLUTION),
     *_exercises("02_convolution_2d.ipynb", "cnnlab.signal",
                 (1, "correlate2d"), (2, "convolve2d"), (3, "conv_output_size"), (4, "pad2d"),
-                (5, "dilate_kernel"), (6, "convolution_matrix2d")),
+                (5, "dilate_kernel"), rule=NO_CONVOLUTION),
+    *_exercises("02_convolution_2d.ipynb", "cnnlab.signal",
+                (6, "convolution_matrix2d"), rule=NO_MATRIX_SHORTCUT),
     *_exercises("03_pooling_and_backprop.ipynb", "cnnlab.pooling",
                 (1, "max_pool2d_forward"), (2, "avg_pool2d_forward"), (3, "upsample"),
-                (4, "avg_pool2d_backward"), (5, "max_pool2d_backward")),
+                (4, "avg_pool2d_backward"), (5, "max_pool2d_backward"), rule=NO_LAYER_SHORTCUT),
     *_exercises("03_pooling_and_backprop.ipynb", "cnnlab.layers",
-                (6, "conv_grad_kernel"), (7, "conv_grad_bias"), (8, "conv_delta_input")),
+                (6, "conv_grad_kernel"), (7, "conv_grad_bias"), (8, "conv_delta_input"),
+                rule=NO_LAYER_SHORTCUT),
     *_exercises("03_pooling_and_backprop.ipynb", "cnnlab.gradcheck",
-                (9, "numerical_gradient"), (10, "relative_error")),
+                (9, "numerical_gradient"), (10, "relative_error"), rule=NO_LAYER_SHORTCUT),
     *_exercises("03_pooling_and_backprop.ipynb", "cnnlab.layers",
-                (11, "conv2d_forward"), (12, "conv2d_backward")),
+                (11, "conv2d_forward"), (12, "conv2d_backward"), rule=NO_LAYER_SHORTCUT),
     *_exercises("04_lenet5_mnist.ipynb", "cnnlab.layers",
                 (1, "linear_forward"), (2, "linear_backward"), (3, "relu_forward relu_backward"),
                 (4, "tanh_forward tanh_backward"), (5, "sigmoid_forward sigmoid_backward"),
-                (6, "flatten flatten_backward"), (7, "softmax_cross_entropy")),
+                (6, "flatten flatten_backward"), (7, "softmax_cross_entropy"),
+                rule=NO_LAYER_SHORTCUT),
     *_exercises("04_lenet5_mnist.ipynb", "cnnlab.lenet",
-                (8, "lenet_forward"), (9, "lenet_backward")),
-    *_exercises("04_lenet5_mnist.ipynb", "cnnlab.optim", (10, "sgd_update SGD")),
-    Exercise("04_lenet5_mnist.ipynb", 11, ("fit",), "cnnlab.train", kind="Test"),
+                (8, "lenet_forward"), (9, "lenet_backward"), rule=NO_LAYER_SHORTCUT),
+    *_exercises("04_lenet5_mnist.ipynb", "cnnlab.optim", (10, "sgd_update SGD"),
+                rule=NO_LAYER_SHORTCUT),
+    Exercise("04_lenet5_mnist.ipynb", 11, ("fit",), "cnnlab.train", kind="Test",
+             rule=NO_LAYER_SHORTCUT),
     *_exercises("05_modern_layers.ipynb", "cnnlab.layers",
                 (1, "conv1x1_forward"), (2, "global_avg_pool_forward global_avg_pool_backward"),
                 (3, "leaky_relu_forward leaky_relu_backward"), (4, "he_init glorot_init"),
                 (5, "batchnorm2d_forward"), (6, "batchnorm2d_backward"),
-                (7, "dropout_forward dropout_backward")),
+                (7, "dropout_forward dropout_backward"), rule=NO_LAYER_SHORTCUT),
 )
 BY_FUNCTION: dict[str, Exercise] = {f: e for e in EXERCISES for f in e.functions}
+
+
+# CPython 3.11's ast is not safe in threads ("AST constructor recursion depth mismatch",
+# gh-106905), and the autograder grades submissions in threads: parse through this lock.
+_PARSE_LOCK = threading.Lock()
+
+
+def parse_source(source: str) -> ast.Module:
+    """``ast.parse``, one thread at a time."""
+    with _PARSE_LOCK:
+        return ast.parse(source)
 
 
 @functools.cache
@@ -98,7 +173,7 @@ def module_file(module: str, function: str) -> str:
     candidates = [base.with_suffix(".py")] if base.with_suffix(".py").is_file() else sorted(
         base.glob("*.py"))
     for path in candidates:
-        tree = ast.parse(path.read_text(encoding="utf-8"))
+        tree = parse_source(path.read_text(encoding="utf-8"))
         if any(isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name == function
                for node in tree.body):
             return path.relative_to(PACKAGE.parent).as_posix()
@@ -334,12 +409,28 @@ def check(name: str, seed: int = 0, count: int | None = None) -> None:
     count : int, optional
         Number of random cases on top of the worked examples.
     """
+    from cnnlab.checks import rules  # (imports this module)
+
     chk = get_check(name)
+    exercise = exercise_of(chk.function)
+    violation = rules.check_source(exercise) if exercise else None
+    if violation:  # the exercise's rule, before anything runs (the autograder does the same)
+        raise AssertionError(violation.message())
     cases = chk.cases(seed=seed, count=count)
-    for case in cases:
-        problem = run_case(chk, case)
-        if problem and "not implemented yet" in problem.split("\n", 1)[0]:
-            raise AssertionError(problem)
-        if problem:
-            raise AssertionError(f"{chk.function} is wrong on {case.describe()}:\n  {problem}")
+    wires = rules.Tripwires()
+    wires.install([exercise] if exercise else [])
+    try:
+        with wires.checking(exercise):
+            for case in cases:
+                problem = run_case(chk, case)
+                violation = wires.violation_of(exercise) if exercise else None
+                if violation:  # even if the student's code caught the refusal
+                    raise AssertionError(violation.message())
+                if problem and "not implemented yet" in problem.split("\n", 1)[0]:
+                    raise AssertionError(problem)
+                if problem:
+                    raise AssertionError(
+                        f"{chk.function} is wrong on {case.describe()}:\n  {problem}")
+    finally:
+        wires.uninstall()
     print(f"✔ {chk.function}: {len(cases)} cases agree with {chk.reference_name}")

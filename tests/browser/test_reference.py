@@ -1,0 +1,64 @@
+"""The reference notebooks run to the end in JupyterLab, with figures and rendered maths."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from tests.browser.conftest import ROOT
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+# Every error, figure and formula in the page, as the reader sees them.
+INSPECT = """() => {
+    const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
+    const prompts = [...panel.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
+        .map(p => p.textContent.trim());
+    const errors = [...panel.querySelectorAll('.jp-OutputArea-output')]
+        .filter(o => o.getAttribute('data-mime-type') === 'application/vnd.jupyter.stderr'
+                     && /Traceback|Error\\b/.test(o.textContent))
+        .map(o => o.textContent.slice(0, 500));
+    const figures = [...panel.querySelectorAll('.jp-OutputArea-output img')];
+    const pictures = [...panel.querySelectorAll('.jp-RenderedMarkdown img')];
+    const raw = [];
+    for (const md of panel.querySelectorAll('.jp-MarkdownCell .jp-RenderedMarkdown')) {
+        const copy = md.cloneNode(true);
+        copy.querySelectorAll('code, pre, mjx-container, script, .MathJax')
+            .forEach(e => e.remove());
+        if (copy.textContent.includes('$')) raw.push(copy.textContent.slice(0, 200));
+    }
+    return {prompts, errors, raw,
+            figures: figures.length,
+            brokenFigures: figures.filter(i => !i.complete || i.naturalWidth === 0).length,
+            pictures: pictures.length,
+            brokenPictures: pictures.filter(i => !i.complete || i.naturalWidth === 0).length,
+            formulas: panel.querySelectorAll('mjx-container').length};
+}"""
+
+
+def run_reference(lab, page, tmp_path, notebook: str, timeout: float) -> dict:
+    folder = tmp_path / "notebooks"
+    shutil.copytree(ROOT / "notebooks", folder,
+                    ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    server = lab(folder)
+    server.open(page, notebook)
+    page.shot("opened")
+    server.run_all(page, timeout=timeout)
+    page.shot("ran", full_page=True)
+    return page.evaluate(INSPECT)
+
+
+def assert_ran_cleanly(seen: dict):
+    assert seen["errors"] == [], "error output in the browser:\n" + "\n".join(seen["errors"])
+    unrun = [i for i, p in enumerate(seen["prompts"]) if not any(c.isdigit() for c in p)]
+    assert not unrun, f"code cells {unrun} did not run (prompts {seen['prompts']})"
+    assert seen["figures"] > 0 and seen["brokenFigures"] == 0, seen
+    assert seen["brokenPictures"] == 0, seen
+    assert seen["formulas"] > 0, "MathJax rendered no formula"
+    assert seen["raw"] == [], "raw $ left in rendered markdown:\n" + "\n".join(seen["raw"])
+
+
+def test_notebook_01_runs_in_jupyterlab(lab, page, tmp_path):
+    seen = run_reference(lab, page, tmp_path, "01_convolution_1d.ipynb", timeout=300)
+    assert_ran_cleanly(seen)
