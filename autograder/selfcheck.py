@@ -12,7 +12,11 @@ In a throwaway course directory, for each assignment:
    stub (and the rest of the package is the reference);
 4. the reference obeys every exercise's rule: its modules use no forbidden name
    (the syntax-tree check; step 2 ran it under the sandbox's tripwires, where a
-   forbidden call would have cost it its full marks).
+   forbidden call would have cost it its full marks);
+5. the release carries no reference code: no module of its ``cnnlab`` names a
+   forbidden library routine or the grading side, and none of its functions gives
+   the reference's answers to the hidden cases of an exercise it leaves as a stub
+   (:mod:`autograder.release_scan`).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from autograder.build import build, notebook_names
 from autograder.course import REFERENCE_PACKAGE, get_assignment
 from autograder.grading import Options, grade
 from autograder.nbg import base_env, run_nbgrader
+from autograder.release_scan import scan
 from autograder.sandbox import CaseBank, Limits, run_sandbox
 from autograder.student_edition import SKIP_NAMES, function_regions, stub_functions
 from autograder.submissions import from_release
@@ -157,6 +162,13 @@ def reference_obeys_rules(assignment: str, report: Report) -> None:
                           + (f" ({violation.message()})" if violation else ""))
 
 
+def release_has_no_reference_code(course: Path, assignment: str, report: Report) -> None:
+    """Step 5: the scan of the released package finds no reference code."""
+    problems = scan(course / "release" / assignment / "cnnlab", assignment)
+    report.expect(not problems, f"{assignment}: the release carries no reference code"
+                  + "".join(f"\n        {p}" for p in problems))
+
+
 def self_check(assignments: list[str], workers: int = 2, keep: Path | None = None) -> bool:
     scratch = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="cnnlab-check-"))
     scratch.mkdir(parents=True, exist_ok=True)
@@ -169,6 +181,7 @@ def self_check(assignments: list[str], workers: int = 2, keep: Path | None = Non
             grade_reference_and_release(course, assignment, scratch, workers, report)
             stubs_fail(course, assignment, scratch, workers, report)
             reference_obeys_rules(assignment, report)
+            release_has_no_reference_code(course, assignment, report)
     finally:
         if keep is None:
             shutil.rmtree(scratch, ignore_errors=True)

@@ -10,22 +10,29 @@ replaces every such region by::
 at the same indentation, keeping signatures, docstrings and input checks. For
 assignment ``psN`` the exercise modules of earlier assignments are given in
 full; those of ``psN`` and of later assignments are stubs.
+
+The edition's ``cnnlab/checks`` holds no reference code (``checks_edition.py`` cuts it
+out); the answers of the assignment's visible tests travel in its answer book,
+``cnnlab/checks/answers.npz`` (:mod:`cnnlab.checks.answers`).
 """
 
 from __future__ import annotations
 
 import ast
+import importlib
 import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from autograder.checks_edition import write_checks_edition
 from autograder.course import (
     ASSIGNMENTS,
     REFERENCE_PACKAGE,
     get_assignment,
     module_assignment_index,
 )
+from cnnlab.checks.answers import BOOK_NAME, write_book
 
 BEGIN = "# BEGIN SOLUTION"
 END = "# END SOLUTION"
@@ -255,7 +262,24 @@ def write_student_edition(out: Path, assignment: str | None = None,
             text = remove_markers(text, str(rel))
         ast.parse(text, filename=str(dest))  # the edition must be valid Python
         dest.write_text(text, encoding="utf-8")
+    write_checks_edition(package / "checks", target / "checks")
+    write_book(target / "checks" / BOOK_NAME, visible_checks(assignment))
     return target
+
+
+def visible_checks(assignment: str | None) -> list[str]:
+    """The checks whose visible tests the notebooks of ``assignment`` run (None: all)."""
+    from cnnlab.checks import REGISTRY, exercise_of
+
+    for path in sorted((REFERENCE_PACKAGE / "checks").glob("[a-z]*.py")):
+        importlib.import_module(f"cnnlab.checks.{path.stem}")  # every check registered
+    prefixes = None if assignment is None else get_assignment(assignment).notebook_prefixes
+    names = []
+    for name, chk in REGISTRY.items():
+        exercise = exercise_of(chk.function)
+        if exercise and (prefixes is None or exercise.notebook.split("_")[0] in prefixes):
+            names.append(name)
+    return sorted(names)
 
 
 def find_leaks(edition: Path, assignment: str | None = None,

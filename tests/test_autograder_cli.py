@@ -22,3 +22,6 @@ def test_course_self_test_passes_for_ps1():
     assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-3000:]
     assert "course self-test passed" in done.stdout
     assert "FAIL" not in done.stdout
+    assert "ok    ps1: the release carries no reference code" in done.stdout
+    assert "ok    ps1: the reference of exercise 1 of 01_convolution_1d.ipynb obeys its rule" \
+        in done.stdout

@@ -73,6 +73,12 @@ NO_LAYER_SHORTCUT = Rule(
      "scipy.special.expit", "scipy.optimize.approx_fprime", "scipy.optimize.check_grad"))
 
 
+def grading_side(definition):
+    """Mark a function, method or class as reference code: the grading side keeps it, a
+    student's release leaves it out (see ``autograder/checks_edition.py``)."""
+    return definition
+
+
 @dataclass(frozen=True)
 class Exercise:
     """One exercise of a notebook: the functions a student writes for it, and its rule."""
@@ -292,8 +298,13 @@ class Check:
         rng = np.random.default_rng(seed)
         return self.examples() + self.random_cases(rng, count)
 
-    def compare(self, case: Case, got: dict, expected: dict) -> str | None:
-        """Return None if ``got`` matches ``expected``, else a message in plain words."""
+    def compare(self, case: Case, got: dict, expected: dict,
+                wrong: list | None = None) -> str | None:
+        """Return None if ``got`` matches ``expected``, else a message in plain words.
+
+        ``wrong``: the explained mistakes of this case (see :meth:`wrong_answers`);
+        computed here if not given.
+        """
         for key, want in expected.items():
             if key not in got:
                 return f"no output named {key!r} was returned"
@@ -301,21 +312,25 @@ class Check:
                                           self.check_dtype)
             if problem:
                 label = "" if key == "out" else f"{key}: "
-                hint = self.diagnose(case, got)
+                hint = self.diagnose(case, got, expected, wrong)
                 return label + problem + (f"\n  hint: {hint}" if hint else "")
         return None
 
-    def diagnose(self, case: Case, got: dict) -> str | None:
-        """The hint of the first plausible mistake that explains ``got``.
+    def wrong_answers(self, case: Case, right: dict) -> list[tuple[str, dict]]:
+        """The plausible mistakes of ``case`` whose outputs differ from ``right``.
 
         A mistake that gives the right answer on this case (a flip of a
-        symmetric kernel, say) explains nothing and is skipped.
+        symmetric kernel, say) explains nothing and is left out.
         """
-        right = self.reference(**case.inputs)
-        for hint, wrong in self.mistakes(**case.inputs):
-            if all(agree(v, right.get(k), self.rtol, self.atol) for k, v in wrong.items()):
-                continue
-            if all(agree(got.get(k), v, self.rtol, self.atol) for k, v in wrong.items()):
+        return [(hint, wrong) for hint, wrong in self.mistakes(**case.inputs)
+                if not all(agree(v, right.get(k), self.rtol, self.atol)
+                           for k, v in wrong.items())]
+
+    def diagnose(self, case: Case, got: dict, right: dict,
+                 wrong: list | None = None) -> str | None:
+        """The hint of the first plausible mistake that explains ``got``."""
+        for hint, outputs in self.wrong_answers(case, right) if wrong is None else wrong:
+            if all(agree(got.get(k), v, self.rtol, self.atol) for k, v in outputs.items()):
                 return hint
         return None
 
@@ -383,8 +398,12 @@ def get_check(name: str) -> Check:
     return REGISTRY[name]
 
 
-def run_case(chk: Check, case: Case) -> str | None:
-    """Run one case in this process; return None on success, else the failure message."""
+def run_case(chk: Check, case: Case, right: dict | None = None,
+             wrong: list | None = None) -> str | None:
+    """Run one case in this process; return None on success, else the failure message.
+
+    ``right`` and ``wrong``: the case's answers (computed with the reference if not given).
+    """
     try:
         got = chk.call(**case.inputs)
     except NotImplementedError as exc:
@@ -394,7 +413,8 @@ def run_case(chk: Check, case: Case) -> str | None:
                 "with your code")
     except Exception as exc:  # report any crash of student code as a failure
         return f"{chk.function} raised {type(exc).__name__}: {exc}"
-    return chk.compare(case, got, chk.reference(**case.inputs))
+    return chk.compare(case, got, chk.reference(**case.inputs) if right is None else right,
+                       wrong)
 
 
 def check(name: str, seed: int = 0, count: int | None = None) -> None:
@@ -409,20 +429,22 @@ def check(name: str, seed: int = 0, count: int | None = None) -> None:
     count : int, optional
         Number of random cases on top of the worked examples.
     """
-    from cnnlab.checks import rules  # (imports this module)
+    from cnnlab.checks import rules  # (these import this module)
+    from cnnlab.checks.answers import expectations
 
     chk = get_check(name)
     exercise = exercise_of(chk.function)
     violation = rules.check_source(exercise) if exercise else None
     if violation:  # the exercise's rule, before anything runs (the autograder does the same)
         raise AssertionError(violation.message())
-    cases = chk.cases(seed=seed, count=count)
+    answers = expectations(chk, seed, count)
     wires = rules.Tripwires()
     wires.install([exercise] if exercise else [])
     try:
         with wires.checking(exercise):
-            for case in cases:
-                problem = run_case(chk, case)
+            for answer in answers:
+                case = answer.case
+                problem = run_case(chk, case, answer.right, answer.wrong)
                 violation = wires.violation_of(exercise) if exercise else None
                 if violation:  # even if the student's code caught the refusal
                     raise AssertionError(violation.message())
@@ -433,4 +455,4 @@ def check(name: str, seed: int = 0, count: int | None = None) -> None:
                         f"{chk.function} is wrong on {case.describe()}:\n  {problem}")
     finally:
         wires.uninstall()
-    print(f"✔ {chk.function}: {len(cases)} cases agree with {chk.reference_name}")
+    print(f"✔ {chk.function}: {len(answers)} cases agree with {chk.reference_name}")

@@ -14,7 +14,7 @@ import importlib
 import numpy as np
 import scipy.signal
 
-from cnnlab.checks._core import Case, Check, as_arg, pair, register
+from cnnlab.checks._core import Case, Check, as_arg, grading_side, pair, register
 
 MAGIC = np.array([[16, 2, 3, 13], [5, 11, 10, 8], [9, 7, 6, 12], [4, 14, 15, 1]])
 DELTA_3X3 = np.array([[0.8, 0.1, -0.6], [0.3, 0.5, 0.7], [-0.4, 0.0, -0.2]])
@@ -361,9 +361,8 @@ def with_zeros(rng, x):
     return x
 
 
-def not_finite_hint(self, case, got, hint):
+def not_finite_hint(right, got, hint):
     """``hint`` if an output holds NaN or inf where the right answer is finite."""
-    right = self.reference(**case.inputs)
     for key, want in right.items():
         value = got.get(key)
         try:
@@ -514,15 +513,24 @@ class _ActivationCheck(_LayerCheck):
 
 
 class _ActivationBackward(_LayerCheck):
+    """A backward whose cache, the activation's output ``out``, is part of each case (a
+    student's release must not compute it: that is the forward exercise)."""
+
     def random_cases(self, rng, count):
         return with_dout(rng, activation_cases(rng, count))
 
+    @grading_side
+    def cases(self, seed=0, count=None):
+        return [Case(c.label, {**c.inputs, "out": self.cached(c.inputs["x"])})
+                for c in super().cases(seed, count)]
+
+    @grading_side
     def cached(self, x) -> np.ndarray:
         """The activation's output, which the (given) forward code stores as the cache."""
         raise NotImplementedError
 
-    def call(self, x, dout):
-        dx = self.target()(dout, {"out": self.cached(x)})
+    def call(self, x, dout, out):
+        dx = self.target()(dout, {"out": out})
         return {"dx": np.asarray(dx)}
 
 
@@ -559,13 +567,14 @@ class ReluBackward(_ActivationBackward):
         return [Case("the docstring's [-2, 0, 3] with dout 5", {
             "x": np.array([-2.0, 0.0, 3.0]), "dout": np.array([5.0, 5.0, 5.0])})]
 
+    @grading_side
     def cached(self, x):
         return np.maximum(x, 0)
 
-    def reference(self, x, dout):
+    def reference(self, x, dout, out=None):
         return {"dx": np.where(np.asarray(x) > 0, dout, 0.0)}
 
-    def mistakes(self, x, dout):
+    def mistakes(self, x, dout, out=None):
         x, dout = np.asarray(x), np.asarray(dout, dtype=float)
         return [("the gradient must be 0 where the unit was off (x <= 0; the derivative at "
                  "exactly 0 is taken as 0): dout * (out > 0). Note that out >= 0 everywhere",
@@ -595,10 +604,10 @@ class TanhForward(_ActivationCheck):
         return [("that is the sigmoid: tanh(x) = (e^x - e^-x) / (e^x + e^-x), values in "
                  "(-1, 1)", {"out": scipy.special.expit(x)})]
 
-    def diagnose(self, case, got):
-        return not_finite_hint(self, case, got, (
+    def diagnose(self, case, got, right, wrong=None):
+        return not_finite_hint(right, got, (
             "NaN or inf for large |x|: exp(800) overflows, so (e^x - e^-x) / (e^x + e^-x) "
-            "gives inf / inf; use np.tanh")) or super().diagnose(case, got)
+            "gives inf / inf; use np.tanh")) or super().diagnose(case, got, right, wrong)
 
 
 @register
@@ -611,13 +620,14 @@ class TanhBackward(_ActivationBackward):
         return [Case("the docstring's [0, 1] with dout 1", {
             "x": np.array([0.0, 1.0]), "dout": np.array([1.0, 1.0])})]
 
+    @grading_side
     def cached(self, x):
         return np.tanh(np.asarray(x, dtype=float))
 
-    def reference(self, x, dout):
+    def reference(self, x, dout, out=None):
         return {"dx": np.asarray(dout) * (1.0 - np.tanh(np.asarray(x, dtype=float)) ** 2)}
 
-    def mistakes(self, x, dout):
+    def mistakes(self, x, dout, out=None):
         out, dout = self.cached(x), np.asarray(dout, dtype=float)
         return [("the cache holds out = tanh(x), not x: the derivative is 1 - out**2, not "
                  "1 - tanh(out)**2", {"dx": dout * (1.0 - np.tanh(out) ** 2)}),
@@ -651,11 +661,11 @@ class SigmoidForward(_ActivationCheck):
                 ("that is tanh: the sigmoid is 1 / (1 + exp(-x)), values in (0, 1)",
                  {"out": np.tanh(x)})]
 
-    def diagnose(self, case, got):
-        return not_finite_hint(self, case, got, (
+    def diagnose(self, case, got, right, wrong=None):
+        return not_finite_hint(right, got, (
             "NaN or inf for large |x|: exp(800) overflows (e^x / (1 + e^x) is inf / inf); "
             "use the docstring's exp(-logaddexp(0, -x)), or 1 / (1 + exp(-x))")) or \
-            super().diagnose(case, got)
+            super().diagnose(case, got, right, wrong)
 
 
 @register
@@ -668,14 +678,15 @@ class SigmoidBackward(_ActivationBackward):
         return [Case("the docstring's x = 0 with dout 1", {
             "x": np.array([0.0]), "dout": np.array([1.0])})]
 
+    @grading_side
     def cached(self, x):
         return scipy.special.expit(np.asarray(x, dtype=float))
 
-    def reference(self, x, dout):
+    def reference(self, x, dout, out=None):
         s = self.cached(x)
         return {"dx": np.asarray(dout) * s * (1.0 - s)}
 
-    def mistakes(self, x, dout):
+    def mistakes(self, x, dout, out=None):
         s, dout = self.cached(x), np.asarray(dout, dtype=float)
         return [("the factor (1 - σ) is missing: σ'(x) = σ(x) (1 - σ(x)) = out * (1 - out)",
                  {"dx": dout * s}),
@@ -860,12 +871,12 @@ class SoftmaxCrossEntropy(_LayerCheck):
              {"dscores": probabilities / n}),
         ]
 
-    def diagnose(self, case, got):
-        return not_finite_hint(self, case, got, (
+    def diagnose(self, case, got, right, wrong=None):
+        return not_finite_hint(right, got, (
             "NaN or inf with large scores: exp(1000) overflows and log(0) is -inf. Subtract "
             "each row's maximum before exponentiating, and compute log p = s - log(sum(exp(s))) "
             "on the shifted scores (log-sum-exp) instead of log(softmax)")) or \
-            super().diagnose(case, got)
+            super().diagnose(case, got, right, wrong)
 
 
 # The checks of notebook 05 (modern layers) are in the group "layers" too.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnlab.checks._core import Case, register
+from cnnlab.checks._core import Case, grading_side, register
 from cnnlab.checks.layers import _LayerCheck, random_shape, with_zeros
 
 
@@ -500,16 +500,31 @@ class BatchNorm2dBackward(_LayerCheck):
     def random_cases(self, rng, count):
         return bn_cases(rng, count, backward=True)
 
-    def call(self, x, gamma, dout, running_mean, running_var, mode, eps):
-        cache = bn_cache(x, running_mean, running_var, mode, eps, gamma)
+    @grading_side
+    def cases(self, seed=0, count=None):
+        """Each case carries the forward's cache (a student's release must not compute it:
+        that is the forward exercise)."""
+        found = []
+        for case in super().cases(seed, count):
+            i = case.inputs
+            cache = bn_cache(i["x"], i["running_mean"], i["running_var"], i["mode"], i["eps"],
+                             i["gamma"])
+            found.append(Case(case.label, {**i, "x_hat": cache["x_hat"],
+                                           "inv_std": cache["inv_std"]}))
+        return found
+
+    def call(self, x, gamma, dout, running_mean, running_var, mode, eps, x_hat, inv_std):
+        cache = {"mode": mode, "x_hat": np.asarray(x_hat), "inv_std": np.asarray(inv_std),
+                 "gamma": np.asarray(gamma, dtype=float)}
         dx, dgamma, dbeta = self.target()(dout, cache)
         return {"dx": np.asarray(dx), "dgamma": np.asarray(dgamma), "dbeta": np.asarray(dbeta)}
 
-    def reference(self, **inputs):
+    def reference(self, x_hat=None, inv_std=None, **inputs):
         dx, dgamma, dbeta = bn_backward_graph(**inputs)
         return {"dx": dx, "dgamma": dgamma, "dbeta": dbeta}
 
-    def mistakes(self, x, gamma, dout, running_mean, running_var, mode, eps):
+    def mistakes(self, x, gamma, dout, running_mean, running_var, mode, eps, x_hat=None,
+                 inv_std=None):
         cache = bn_cache(x, running_mean, running_var, mode, eps, gamma)
         x_hat, dout = cache["x_hat"], np.asarray(dout, dtype=float)
         scale = (cache["gamma"] * cache["inv_std"]).reshape(1, -1, 1, 1)

