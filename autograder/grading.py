@@ -46,10 +46,19 @@ from autograder.course import COURSE_ID, db_path, db_url, thread_env
 from autograder.ingest import FAILED, collection_time, copy_limited, ingest
 from autograder.nbg import base_env, ensure_tools_on_path, run_nbgrader, tail
 from autograder.outputs import cap_notebook
+from autograder.reconcile import (
+    RUN_STATES_WITH_GRADES,
+    Cell,
+    SandboxOutcome,
+    Verdict,
+    reconcile,
+)
 from autograder.sandbox import CaseBank, Limits, SandboxReport, run_sandbox
 from autograder.testcells import assignment_cells, strip_hidden
 
 MAX_COMMENT = 4000
+SANDBOX_FIELDS = ("passed", "score", "cases", "failed_cases", "message", "summary",
+                  "visible_passed")
 
 
 @dataclass
@@ -439,91 +448,16 @@ def record(ctx: Context, student: str, states: dict, runs: dict, in_notebook: di
     pending = 0
     with ctx.lock, warnings.catch_warnings(), Gradebook(db_url(ctx.course), COURSE_ID) as gb:
         warnings.simplefilter("ignore")  # SQLAlchemy's SAWarning from nbgrader's API
-        gb.update_or_create_student(student)
-        kwargs = {}
-        # when the grader collected it, never a file the student could write
-        stamp = collection_time(ctx.course, ctx.assignment, student)
-        if stamp:
-            kwargs["timestamp"] = stamp
-        try:
-            gb.update_or_create_submission(ctx.assignment, student, **kwargs)
-        except Exception:
-            gb.update_or_create_submission(ctx.assignment, student)
+        _open_submission(gb, ctx, student)
         for nb in ctx.notebooks:
             snb = gb.find_submission_notebook(nb, ctx.assignment, student)
             state = runs.get(nb, {}).get("state", "failed")
             produced = in_notebook.get(nb, {"grades": {}, "comments": {}})
-            disagreements, rule_breaks = [], []
-            for grade in snb.grades:
-                cell = ctx.cell_index.get((nb, grade.name))
-                if cell is None:
-                    continue
-                ran = produced["grades"].get(grade.name) if state in ("graded", "not-run") \
-                    else None
-                # a notebook autograded without running says nothing about its tests
-                notebook_score = ran["auto_score"] if ran and state == "graded" else None
-                entry = {"notebook": nb, "kind": cell.kind, "points": cell.points,
-                         "notebook_score": notebook_score, "sandbox": None}
-                if cell.kind == "test" and cell.sandboxed:
-                    outcome = sandbox.cells.get(cell.grade_id)
-                    grade.auto_score = notebook_score
-                    if outcome is None or sandbox.error:
-                        grade.manual_score, grade.needs_manual_grade = None, True
-                    else:
-                        grade.manual_score, grade.needs_manual_grade = outcome.score, False
-                        entry["sandbox"] = {k: getattr(outcome, k) for k in (
-                            "passed", "score", "cases", "failed_cases", "message", "summary",
-                            "visible_passed")}
-                        if (outcome.summary or "").startswith("rule:"):
-                            rule_breaks.append(f"{cell.grade_id}: "
-                                               + (outcome.message or "").splitlines()[0][:300])
-                        # notebook runs execute the visible tests only
-                        visible_score = cell.points if outcome.visible_passed else 0.0
-                        if notebook_score is not None and notebook_score != visible_score:
-                            disagreements.append(
-                                f"{cell.grade_id}: {outcome.score:g}/{cell.points:g} "
-                                f"(the notebook run said {notebook_score:g}): "
-                                + ("the sandboxed re-run of the package passed" if outcome.passed
-                                   else (outcome.message or "").splitlines()[0][:300]))
-                elif cell.kind == "test":  # no check() call: only the notebook run knows
-                    grade.manual_score = None
-                    if state == "missing":
-                        grade.auto_score, grade.needs_manual_grade = 0.0, False
-                    else:
-                        grade.auto_score = notebook_score
-                        grade.needs_manual_grade = notebook_score is None
-                else:  # a written answer: for a human to grade
-                    if state == "missing":
-                        grade.auto_score, grade.needs_manual_grade = 0.0, False
-                    else:
-                        auto = ran["auto_score"] if ran else None
-                        grade.auto_score = None if auto is None else min(float(auto), 0.0)
-                        blank = ran is not None and not ran["needs_manual_grade"] and auto == 0
-                        grade.needs_manual_grade = grade.manual_score is None and not blank
-                pending += bool(grade.needs_manual_grade)
-                entry["score"] = grade.manual_score if grade.manual_score is not None \
-                    else grade.auto_score
-                result["cells"][cell.grade_id] = entry
-            comments = sorted(snb.comments, key=lambda c: c.name)
-            for comment in comments:
-                text = produced["comments"].get(comment.name) if state in (
-                    "graded", "not-run") else None
-                comment.auto_comment = None if text is None else str(text)[:MAX_COMMENT]
-            snb.flagged = bool(disagreements or rule_breaks)
-            notes = []
-            if disagreements:
-                notes.append("Autograder: the scores of these tests come from a sandboxed re-run "
-                             "of the submitted package, which disagreed with the notebook run: "
-                             + "; ".join(disagreements))
-            if rule_breaks:
-                notes.append("Autograder: these tests score 0 because the exercise's code calls "
-                             "what its rule forbids: " + "; ".join(rule_breaks))
-            for note in notes:
-                result["notes"].append(f"{nb}: " + note)
-                if comments:
-                    first = comments[0]
-                    first.auto_comment = ((first.auto_comment + "\n\n") if first.auto_comment
-                                          else "") + note[:MAX_COMMENT]
+            verdicts = [_record_grade(ctx, nb, grade, state, produced, sandbox, result)
+                        for grade in snb.grades]
+            verdicts = [v for v in verdicts if v is not None]
+            pending += sum(v.needs_manual_grade for v in verdicts)
+            _record_comments(snb, nb, state, produced, verdicts, result)
         gb.db.commit()
         submission = gb.find_submission(ctx.assignment, student)
         result["score"] = float(submission.score)
@@ -532,6 +466,72 @@ def record(ctx: Context, student: str, states: dict, runs: dict, in_notebook: di
         result["notes"].append("the notebook run's gradebook could not be read: "
                                + in_notebook["_error"])
     result["pending"] = pending
+
+
+def _open_submission(gb, ctx: Context, student: str) -> None:
+    gb.update_or_create_student(student)
+    # when the grader collected it, never a file the student could write
+    stamp = collection_time(ctx.course, ctx.assignment, student)
+    try:
+        gb.update_or_create_submission(ctx.assignment, student,
+                                       **({"timestamp": stamp} if stamp else {}))
+    except Exception:
+        gb.update_or_create_submission(ctx.assignment, student)
+
+
+def _record_grade(ctx: Context, nb: str, grade, state: str, produced: dict,
+                  sandbox: SandboxReport, result: dict) -> Verdict | None:
+    """Apply :func:`reconcile`'s verdict to one nbgrader grade; note it in ``result``."""
+    cell = ctx.cell_index.get((nb, grade.name))
+    if cell is None:
+        return None
+    outcome = sandbox.cells.get(cell.grade_id) if cell.sandboxed else None
+    verdict = reconcile(Cell(cell.grade_id, cell.kind, cell.points, cell.sandboxed), state,
+                        produced["grades"].get(grade.name), _outcome(outcome),
+                        bool(sandbox.error), grade.manual_score)
+    grade.auto_score, grade.manual_score = verdict.auto_score, verdict.manual_score
+    grade.needs_manual_grade = verdict.needs_manual_grade
+    counted = outcome is not None and not sandbox.error
+    result["cells"][cell.grade_id] = {
+        "notebook": nb, "kind": cell.kind, "points": cell.points,
+        "notebook_score": verdict.notebook_score,
+        "sandbox": {k: getattr(outcome, k) for k in SANDBOX_FIELDS} if counted else None,
+        "score": verdict.score}
+    return verdict
+
+
+def _record_comments(snb, nb: str, state: str, produced: dict, verdicts: list[Verdict],
+                     result: dict) -> None:
+    """The notebook run's comments, and the autograder's notes on the first comment."""
+    comments = sorted(snb.comments, key=lambda c: c.name)
+    for comment in comments:
+        text = produced["comments"].get(comment.name) if state in RUN_STATES_WITH_GRADES \
+            else None
+        comment.auto_comment = None if text is None else str(text)[:MAX_COMMENT]
+    disagreements = [v.disagreement for v in verdicts if v.disagreement]
+    rule_breaks = [v.rule_break for v in verdicts if v.rule_break]
+    snb.flagged = bool(disagreements or rule_breaks)
+    notes = []
+    if disagreements:
+        notes.append("Autograder: the scores of these tests come from a sandboxed re-run "
+                     "of the submitted package, which disagreed with the notebook run: "
+                     + "; ".join(disagreements))
+    if rule_breaks:
+        notes.append("Autograder: these tests score 0 because the exercise's code calls "
+                     "what its rule forbids: " + "; ".join(rule_breaks))
+    for note in notes:
+        result["notes"].append(f"{nb}: " + note)
+        if comments:
+            first = comments[0]
+            first.auto_comment = ((first.auto_comment + "\n\n") if first.auto_comment
+                                  else "") + note[:MAX_COMMENT]
+
+
+def _outcome(outcome) -> SandboxOutcome | None:
+    if outcome is None:
+        return None
+    return SandboxOutcome(outcome.passed, outcome.score, outcome.visible_passed,
+                          outcome.message, outcome.summary)
 
 
 def copy_autograded(ctx: Context, student: str, work: Path) -> None:
