@@ -24,7 +24,6 @@ thread):
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
@@ -53,6 +52,7 @@ from autograder.reconcile import (
     Verdict,
     reconcile,
 )
+from autograder.results import CellResult, SandboxResult, StudentResult, results_dir
 from autograder.sandbox import CaseBank, Limits, SandboxReport, run_sandbox
 from autograder.testcells import assignment_cells, strip_hidden
 
@@ -69,20 +69,6 @@ class Options:
     memory_mb: int = 2048
     unsafe_no_isolation: bool = False   # grade without the sandbox (recorded everywhere)
     quiet: bool = False
-
-
-def results_dir(course: Path, assignment: str) -> Path:
-    return Path(course) / "grading" / assignment
-
-
-def load_results(course: Path, assignment: str) -> dict[str, dict]:
-    results = {}
-    for path in sorted(results_dir(course, assignment).glob("*.json")):
-        try:
-            results[path.stem] = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-    return results
 
 
 def kernel_dirs() -> list[Path]:
@@ -173,15 +159,15 @@ def grade(assignment: str, course: Path, submissions: Path | None = None,
     everyone = sorted(p.parent.name for p in submitted.glob(f"*/{assignment}") if p.is_dir())
     chosen = [s for s in everyone if students is None or s in students]
     context = Context(course, assignment, options)
-    results: dict[str, dict] = {}
+    results: dict[str, StudentResult] = {}
     started = time.monotonic()
     try:
         def work(student):
             result = grade_student(context, student, ingest_notes.get(student, []))
             if not options.quiet:
-                print(f"  {student:<24} {result['status']:<16} {result['score']:g}/"
-                      f"{result['max_score']:g}  ({result['seconds']:.0f} s)"
-                      + (f"  {'; '.join(result['reasons'])[:120]}" if result["reasons"] else ""),
+                print(f"  {student:<24} {result.status:<16} {result.score:g}/"
+                      f"{result.max_score:g}  ({result.seconds:.0f} s)"
+                      + (f"  {'; '.join(result.reasons)[:120]}" if result.reasons else ""),
                       flush=True)
             return student, result
 
@@ -201,59 +187,54 @@ def grade(assignment: str, course: Path, submissions: Path | None = None,
 
 # -- one submission ----------------------------------------------------------------------------
 
-def grade_student(ctx: Context, student: str, notes: list[str] | None = None) -> dict:
+def grade_student(ctx: Context, student: str, notes: list[str] | None = None
+                  ) -> StudentResult:
     started = time.monotonic()
     notes = list(notes or [])
-    result = {"student": student, "assignment": ctx.assignment,
-              "graded_at": datetime.now(UTC).isoformat(timespec="seconds"),
-              "status": "failed-to-grade",
-              "reasons": [n for n in notes if n.startswith(FAILED)],
-              "notes": [n for n in notes if not n.startswith(FAILED)],
-              "notebooks": {}, "cells": {}, "sandbox": None, "score": 0.0,
-              "max_score": sum(c.points for c in ctx.cells), "empty": False,
-              "isolation": ctx.isolation}
+    result = StudentResult(student, ctx.assignment,
+                           graded_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                           reasons=[n for n in notes if n.startswith(FAILED)],
+                           notes=[n for n in notes if not n.startswith(FAILED)],
+                           max_score=sum(c.points for c in ctx.cells), isolation=ctx.isolation)
     work = ctx.workroot / student
     work.mkdir(parents=True, exist_ok=True)
     submitted = ctx.course / "submitted" / student / ctx.assignment
     try:
         states = {nb: notebook_state(submitted / f"{nb}.ipynb") for nb in ctx.notebooks}
         package = submitted / "cnnlab"
-        result["empty"] = all(s == "missing" for s, _ in states.values()) and \
+        result.empty = all(s == "missing" for s, _ in states.values()) and \
             not package.is_dir()
         sandbox = run_sandbox(package if package.is_dir() else None, ctx.trusted_package,
                               ctx.bank, ctx.cells, ctx.limits, course=ctx.course,
                               workroot=work)
-        result["sandbox"] = sandbox.to_dict()
-        result["notes"] += sandbox.notes
+        result.sandbox = sandbox.to_dict()
+        result.notes += sandbox.notes
         if sandbox.error:
-            result["reasons"].append(sandbox.error)
-        in_notebook, runs = run_notebooks(ctx, student, submitted, states, work,
-                                          result["notes"])
-        result["notebooks"] = runs
+            result.reasons.append(sandbox.error)
+        in_notebook, runs = run_notebooks(ctx, student, submitted, states, work, result.notes)
+        result.notebooks = runs
         for run in runs.values():
             if run["state"] in ("corrupt", "failed"):
-                result["reasons"].append(run["reason"])
+                result.reasons.append(run["reason"])
             elif run["state"] in ("missing", "not-run"):
-                result["notes"].append(run["reason"])
+                result.notes.append(run["reason"])
         record(ctx, student, states, runs, in_notebook, sandbox, result)
         copy_autograded(ctx, student, work)
     except Exception as exc:  # one submission's trouble never stops the class
-        result["reasons"].append(f"internal error while grading: {type(exc).__name__}: {exc}")
-        result["traceback"] = traceback.format_exc()[-4000:]
+        result.reasons.append(f"internal error while grading: {type(exc).__name__}: {exc}")
+        result.traceback = traceback.format_exc()[-4000:]
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    result["seconds"] = round(time.monotonic() - started, 1)
-    if result["reasons"]:
-        result["status"] = "failed-to-grade"
-    elif result["empty"]:
-        result["status"] = "missing"
-    elif result.get("pending"):
-        result["status"] = "manual-pending"
+    result.seconds = round(time.monotonic() - started, 1)
+    if result.reasons:
+        result.status = "failed-to-grade"
+    elif result.empty:
+        result.status = "missing"
+    elif result.pending:
+        result.status = "manual-pending"
     else:
-        result["status"] = "scored"
-    out = results_dir(ctx.course, ctx.assignment) / f"{student}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1), encoding="utf-8")
+        result.status = "scored"
+    result.save(results_dir(ctx.course, ctx.assignment) / f"{student}.json")
     return result
 
 
@@ -442,7 +423,7 @@ def read_private_gradebook(private: Path, ctx: Context, student: str) -> dict:
 
 
 def record(ctx: Context, student: str, states: dict, runs: dict, in_notebook: dict,
-           sandbox: SandboxReport, result: dict) -> None:
+           sandbox: SandboxReport, result: StudentResult) -> None:
     """Write this submission's grades into the course gradebook (nbgrader's API)."""
     from nbgrader.api import Gradebook
     pending = 0
@@ -460,12 +441,12 @@ def record(ctx: Context, student: str, states: dict, runs: dict, in_notebook: di
             _record_comments(snb, nb, state, produced, verdicts, result)
         gb.db.commit()
         submission = gb.find_submission(ctx.assignment, student)
-        result["score"] = float(submission.score)
-        result["max_score"] = float(submission.max_score)
+        result.score = float(submission.score)
+        result.max_score = float(submission.max_score)
     if "_error" in in_notebook:
-        result["notes"].append("the notebook run's gradebook could not be read: "
-                               + in_notebook["_error"])
-    result["pending"] = pending
+        result.notes.append("the notebook run's gradebook could not be read: "
+                            + in_notebook["_error"])
+    result.pending = pending
 
 
 def _open_submission(gb, ctx: Context, student: str) -> None:
@@ -480,7 +461,7 @@ def _open_submission(gb, ctx: Context, student: str) -> None:
 
 
 def _record_grade(ctx: Context, nb: str, grade, state: str, produced: dict,
-                  sandbox: SandboxReport, result: dict) -> Verdict | None:
+                  sandbox: SandboxReport, result: StudentResult) -> Verdict | None:
     """Apply :func:`reconcile`'s verdict to one nbgrader grade; note it in ``result``."""
     cell = ctx.cell_index.get((nb, grade.name))
     if cell is None:
@@ -492,16 +473,15 @@ def _record_grade(ctx: Context, nb: str, grade, state: str, produced: dict,
     grade.auto_score, grade.manual_score = verdict.auto_score, verdict.manual_score
     grade.needs_manual_grade = verdict.needs_manual_grade
     counted = outcome is not None and not sandbox.error
-    result["cells"][cell.grade_id] = {
-        "notebook": nb, "kind": cell.kind, "points": cell.points,
-        "notebook_score": verdict.notebook_score,
-        "sandbox": {k: getattr(outcome, k) for k in SANDBOX_FIELDS} if counted else None,
-        "score": verdict.score}
+    result.cells[cell.grade_id] = CellResult(
+        nb, cell.kind, cell.points, verdict.notebook_score,
+        SandboxResult(**{k: getattr(outcome, k) for k in SANDBOX_FIELDS}) if counted else None,
+        verdict.score)
     return verdict
 
 
 def _record_comments(snb, nb: str, state: str, produced: dict, verdicts: list[Verdict],
-                     result: dict) -> None:
+                     result: StudentResult) -> None:
     """The notebook run's comments, and the autograder's notes on the first comment."""
     comments = sorted(snb.comments, key=lambda c: c.name)
     for comment in comments:
@@ -520,7 +500,7 @@ def _record_comments(snb, nb: str, state: str, produced: dict, verdicts: list[Ve
         notes.append("Autograder: these tests score 0 because the exercise's code calls "
                      "what its rule forbids: " + "; ".join(rule_breaks))
     for note in notes:
-        result["notes"].append(f"{nb}: " + note)
+        result.notes.append(f"{nb}: " + note)
         if comments:
             first = comments[0]
             first.auto_comment = ((first.auto_comment + "\n\n") if first.auto_comment
@@ -555,7 +535,7 @@ def copy_autograded(ctx: Context, student: str, work: Path) -> None:
         nbformat.write(notebook, str(target))
 
 
-def print_summary(results: dict[str, dict], stream=sys.stdout) -> None:
+def print_summary(results: dict[str, StudentResult], stream=sys.stdout) -> None:
     for student, result in sorted(results.items()):
-        print(f"{student:<24} {result['status']:<16} {result['score']:g}/{result['max_score']:g}",
+        print(f"{student:<24} {result.status:<16} {result.score:g}/{result.max_score:g}",
               file=stream)

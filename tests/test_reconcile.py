@@ -93,3 +93,25 @@ def test_a_rule_break_is_named():
     assert verdict.rule_break == ("test_convolve: convolve calls numpy.convolve: implement it "
                                   "yourself")
     assert verdict.manual_score == 0.0 and verdict.disagreement is None
+
+
+# ------------------------------------------------------------------ the typed record
+def test_a_student_record_survives_json_and_ignores_unknown_keys(tmp_path):
+    import json
+
+    from autograder.results import CellResult, SandboxResult, StudentResult, load_results
+
+    record = StudentResult("ada", "ps1", status="scored", score=2.0, max_score=3.0,
+                           cells={"test_convolve": CellResult(
+                               "01", "test", 2.0, 2.0,
+                               SandboxResult(True, 2.0, 63, 0, None, None, True), 2.0)})
+    record.save(tmp_path / "grading" / "ps1" / "ada.json")
+    data = json.loads((tmp_path / "grading" / "ps1" / "ada.json").read_text())
+    assert data["cells"]["test_convolve"]["sandbox"]["cases"] == 63  # plain JSON on disk
+    data["from_a_newer_version"] = True
+    (tmp_path / "grading" / "ps1" / "bob.json").write_text(json.dumps({**data, "student": "bob"}))
+    (tmp_path / "grading" / "ps1" / "broken.json").write_text("{")
+    loaded = load_results(tmp_path, "ps1")
+    assert sorted(loaded) == ["ada", "bob"]
+    assert loaded["ada"] == record
+    assert loaded["bob"].cells["test_convolve"].sandbox.visible_passed is True
