@@ -16,8 +16,8 @@ from pathlib import Path
 class SandboxResult:
     """The sandbox's verdict on one test cell (every check call, visible and hidden)."""
 
-    passed: bool
-    score: float
+    passed: bool = False
+    score: float = 0.0
     cases: int = 0
     failed_cases: int = 0
     message: str | None = None
@@ -29,9 +29,9 @@ class SandboxResult:
 class CellResult:
     """One graded cell: what the notebook run said, what the sandbox said, what counts."""
 
-    notebook: str
-    kind: str                          # "test" or "answer"
-    points: float
+    notebook: str = ""
+    kind: str = "test"                 # "test" or "answer"
+    points: float = 0.0
     notebook_score: float | None = None
     sandbox: SandboxResult | None = None
     score: float | None = None
@@ -39,8 +39,8 @@ class CellResult:
 
 @dataclass
 class StudentResult:
-    student: str
-    assignment: str
+    student: str = ""
+    assignment: str = ""
     graded_at: str = ""
     status: str = "failed-to-grade"    # scored, manual-pending, missing, failed-to-grade
     reasons: list[str] = field(default_factory=list)   # why it could not be graded
@@ -91,8 +91,9 @@ def load_results(course: Path, assignment: str) -> dict[str, StudentResult]:
     results = {}
     for path in sorted(results_dir(course, assignment).glob("*.json")):
         try:
+            data = json.loads(path.read_text(encoding="utf-8"))
             results[path.stem] = StudentResult.from_json(
-                json.loads(path.read_text(encoding="utf-8")))
+                {"student": path.stem, "assignment": assignment, **data})
         except (OSError, ValueError, TypeError):
             continue
     return results

@@ -115,3 +115,19 @@ def test_a_student_record_survives_json_and_ignores_unknown_keys(tmp_path):
     assert sorted(loaded) == ["ada", "bob"]
     assert loaded["ada"] == record
     assert loaded["bob"].cells["test_convolve"].sandbox.visible_passed is True
+
+
+def test_a_partial_record_still_loads(tmp_path):
+    """An older or hand-written record: missing fields take their defaults."""
+    import json
+
+    from autograder.results import load_results
+
+    folder = tmp_path / "grading" / "ps1"
+    folder.mkdir(parents=True)
+    (folder / "eve.json").write_text(json.dumps(
+        {"cells": {"test_pad2d": {"sandbox": {"passed": False, "message": "boom"}}}}))
+    eve = load_results(tmp_path, "ps1")["eve"]
+    assert (eve.student, eve.assignment, eve.status) == ("eve", "ps1", "failed-to-grade")
+    assert eve.cells["test_pad2d"].sandbox.message == "boom"
+    assert eve.cells["test_pad2d"].kind == "test"
