@@ -166,7 +166,8 @@ def runner_processes() -> set[int]:
 @pytest.mark.slow
 def test_a_deep_json_frame_from_student_code_costs_only_that_student(tmp_path):
     """Through the sandbox: the forged frame fails the package's tests, the child is killed."""
-    from autograder.sandbox import CaseBank, Limits, run_sandbox
+    from autograder.casebank import CaseBank
+    from autograder.sandbox import Limits, run_sandbox
     from autograder.student_edition import write_student_edition
     from autograder.submissions import solve
     from autograder.testcells import CheckCall, GradedCell
