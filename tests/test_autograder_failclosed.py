@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from autograder import archives as archives_module
 from autograder import ingest as ingest_module
 from autograder.ingest import FAILED, collection_time, ingest
 from autograder.protocol import FrameReader
@@ -346,7 +347,7 @@ class Watch:
         self.scratch, self.course = scratch, course
         self.peak_scratch = self.peak_total = self.written = 0
         self.students_at_once = 0
-        original = ingest_module._extract_member
+        original = archives_module._extract_member
 
         def extract(zf, info, target, budget, label):
             before = target.stat().st_size if target.is_file() else 0
@@ -361,12 +362,12 @@ class Watch:
                 self.students_at_once = max(self.students_at_once,
                                             sum(len(list(r.iterdir())) for r in runs))
 
-        monkeypatch.setattr(ingest_module, "_extract_member", extract)
+        monkeypatch.setattr(archives_module, "_extract_member", extract)
 
 
 def test_a_nested_zip_bomb_stays_in_the_budget(tmp_path, scratch_root, monkeypatch):
     budget, copy_limit = 16 << 20, 8 << 20
-    monkeypatch.setattr(ingest_module, "MAX_STUDENT_UNPACKED", budget)
+    monkeypatch.setattr(archives_module, "MAX_STUDENT_UNPACKED", budget)
     monkeypatch.setattr(ingest_module, "MAX_SUBMISSION", copy_limit)
     stream, crc, size = deflated_zeros(64 << 20)
     # 2 MB that unpacks to 2 GB, declared honestly...
@@ -407,8 +408,8 @@ def test_a_nested_zip_bomb_stays_in_the_budget(tmp_path, scratch_root, monkeypat
 
 def test_the_budget_holds_across_the_whole_run(tmp_path, scratch_root, monkeypatch):
     run_budget = 20 << 20
-    monkeypatch.setattr(ingest_module, "MAX_STUDENT_UNPACKED", 8 << 20)
-    monkeypatch.setattr(ingest_module, "MAX_RUN_UNPACKED", run_budget)
+    monkeypatch.setattr(archives_module, "MAX_STUDENT_UNPACKED", 8 << 20)
+    monkeypatch.setattr(archives_module, "MAX_RUN_UNPACKED", run_budget)
     stream, crc, size = deflated_zeros(6 << 20)
     bomb = raw_zip(tmp_path / "b.zip", [(NOTEBOOK, b"{}", zlib.crc32(b"{}"), 2, 0),
                                         ("ps1/zeros.bin", stream, crc, size)]).read_bytes()
