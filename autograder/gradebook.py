@@ -97,10 +97,25 @@ def _open_submission(gb, ctx: Context, student: str) -> None:
     # when the grader collected it, never a file the student could write
     stamp = collection_time(ctx.course, ctx.assignment, student)
     try:
-        gb.update_or_create_submission(ctx.assignment, student,
-                                       **({"timestamp": stamp} if stamp else {}))
+        submission = gb.update_or_create_submission(ctx.assignment, student,
+                                                    **({"timestamp": stamp} if stamp else {}))
     except Exception:
-        gb.update_or_create_submission(ctx.assignment, student)
+        submission = gb.update_or_create_submission(ctx.assignment, student)
+    _write_timestamp(ctx.course / "submitted" / student / ctx.assignment, submission.timestamp)
+
+
+def _write_timestamp(submitted: Path, timestamp) -> None:
+    """Put the gradebook's submission time in ``timestamp.txt``, where nbgrader's formgrader
+    looks: it counts a submission as autograded only when the two agree (and offers to
+    autograde it again, unsandboxed, when they do not). A student's own copy of the file
+    is never collected (:mod:`autograder.ingest`)."""
+    path = submitted / "timestamp.txt"
+    if not submitted.is_dir():
+        return
+    if timestamp is None:
+        path.unlink(missing_ok=True)
+    else:
+        path.write_text(timestamp.isoformat(), encoding="utf-8")
 
 
 def _record_grade(ctx: Context, nb: str, grade, state: str, produced: dict,

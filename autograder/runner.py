@@ -119,7 +119,10 @@ class _Attempt:
                 except (ValueError, json.JSONDecodeError) as exc:
                     yield {"ev": "garbage", "why": str(exc)}, {}
                     return
-                yield from messages
+                yield from messages  # those that came before any garbage in this read
+                if self.reader.broken:
+                    yield {"ev": "garbage", "why": self.reader.broken}, {}
+                    return
         finally:
             selector.close()
             os.close(self.fd)

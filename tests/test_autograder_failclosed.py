@@ -80,6 +80,17 @@ def test_forged_headers_are_a_value_error_and_nothing_else(header):
         reader.feed(frame(b'{"ev": "done"}'))
 
 
+def test_good_frames_before_garbage_in_one_read_are_kept():
+    """The child's 'ready' and a student's junk can arrive in one read: 'ready' counts,
+    the junk breaks the stream from there on."""
+    reader = FrameReader(max_array=1000, max_total=10 << 20)
+    messages = reader.feed(frame(b'{"ev": "ready"}') + b"\x00\x00\x00\x05junk!")
+    assert messages == [({"ev": "ready"}, {})]
+    assert "malformed" in reader.broken
+    with pytest.raises(ValueError, match="malformed"):
+        reader.feed(frame(b'{"ev": "done"}'))
+
+
 def test_deep_json_fails_closed_in_a_worker_thread_too():
     """Grading runs submissions in a thread pool: the parser must not need a deep stack."""
     outcome = []
