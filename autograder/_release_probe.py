@@ -20,23 +20,6 @@ import numpy as np
 SECONDS_PER_CALL = 5
 
 
-def decode(value, arrays):
-    if isinstance(value, dict):
-        if "__array__" in value:
-            return arrays[value["__array__"]]
-        if "__scalar__" in value:
-            return arrays[value["__scalar__"]][()]
-        if "__complex__" in value:
-            return complex(*value["__complex__"])
-        if "__tuple__" in value:
-            return tuple(decode(v, arrays) for v in value["__tuple__"])
-        if "__list__" in value:
-            return [decode(v, arrays) for v in value["__list__"]]
-        if "__dict__" in value:
-            return {k: decode(v, arrays) for k, v in value["__dict__"].items()}
-    return value
-
-
 def candidates(exercise_functions: set[str]) -> dict[str, object]:
     """Every function defined in the released package that is no exercise."""
     import cnnlab
@@ -98,6 +81,7 @@ def reproduces(function, case, rtol, atol) -> bool:
 def main() -> None:
     release, cases_path, exercise_functions = sys.argv[1], sys.argv[2], set(json.loads(sys.argv[3]))
     sys.path.insert(0, release)
+    from cnnlab.checks.answers import decode  # the release's own reader of its data
     warnings.simplefilter("ignore")
     signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(TimeoutError()))
     with np.load(cases_path, allow_pickle=False) as npz:

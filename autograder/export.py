@@ -8,8 +8,8 @@ from collections import Counter
 from pathlib import Path
 
 from autograder.course import COURSE_ID, db_path, db_url
-from autograder.grading import load_results
 from autograder.nbg import ensure_tools_on_path
+from autograder.results import StudentResult, load_results
 from autograder.testcells import assignment_cells
 
 COLUMNS = ["student_id", "assignment", "status", "reason", "score", "max_score",
@@ -47,14 +47,15 @@ def export_rows(course: Path, assignments: list[str] | None = None) -> list[dict
     return rows
 
 
-def _row(gb, missing_entry, assignment: str, student: str, result: dict | None) -> dict:
+def _row(gb, missing_entry, assignment: str, student: str,
+         result: StudentResult | None) -> dict:
     row = dict.fromkeys(COLUMNS, "")
     row.update(student_id=student, assignment=assignment)
     try:
         submission = gb.find_submission(assignment, student)
     except missing_entry:
         submission = None
-    if submission is None or (result and result.get("empty")):
+    if submission is None or (result and result.empty):
         row.update(status="missing", reason="no submission")
         return row
     autograded = written = auto_max = written_max = 0.0
@@ -75,13 +76,13 @@ def _row(gb, missing_entry, assignment: str, student: str, result: dict | None) 
     if result is None:
         row.update(status="failed-to-grade",
                    reason="not graded by `python -m autograder grade` (no sandbox score)")
-    elif result.get("reasons"):
-        row.update(status="failed-to-grade", reason="; ".join(result["reasons"]))
+    elif result.reasons:
+        row.update(status="failed-to-grade", reason="; ".join(result.reasons))
     elif pending:
         row.update(status="manual-pending", reason=f"{pending} cell(s) to grade by hand")
     else:
         row.update(status="scored")
-    row["notes"] = "; ".join(result.get("notes", []))[:2000] if result else ""
+    row["notes"] = "; ".join(result.notes)[:2000] if result else ""
     return row
 
 
@@ -123,20 +124,17 @@ def report(course: Path, assignment: str) -> list[dict]:
         graded = failed = disagreements = 0
         problems: Counter = Counter()
         for result in results.values():
-            if result.get("empty"):
-                continue
-            entry = (result.get("cells") or {}).get(cell.grade_id)
-            if not entry or not entry.get("sandbox"):
+            entry = None if result.empty else result.cells.get(cell.grade_id)
+            if entry is None or entry.sandbox is None:
                 continue
             graded += 1
-            sandbox = entry["sandbox"]
-            if not sandbox["passed"]:
+            if not entry.sandbox.passed:
                 failed += 1
-                problems[sandbox.get("summary") or "?"] += 1
+                problems[entry.sandbox.summary or "?"] += 1
             # a notebook run executes the visible tests only
-            visible = sandbox.get("visible_passed", sandbox["passed"])
-            if entry.get("notebook_score") is not None and \
-                    entry["notebook_score"] != (cell.points if visible else 0.0):
+            visible = entry.sandbox.visible_passed
+            if entry.notebook_score is not None and \
+                    entry.notebook_score != (cell.points if visible else 0.0):
                 disagreements += 1
         common = problems.most_common(1)
         lines.append({"notebook": cell.notebook, "grade_id": cell.grade_id,
@@ -150,7 +148,7 @@ def report(course: Path, assignment: str) -> list[dict]:
 def unisolated(course: Path, assignment: str) -> list[str]:
     """The students graded with --unsafe-no-isolation (their code ran unsandboxed)."""
     results = load_results(Path(course).resolve(), assignment)
-    return sorted(s for s, r in results.items() if str(r.get("isolation", "")).startswith("NONE"))
+    return sorted(s for s, r in results.items() if str(r.isolation).startswith("NONE"))
 
 
 def format_report(lines: list[dict]) -> str:

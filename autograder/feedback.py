@@ -32,9 +32,9 @@ import nbformat
 
 from autograder.build import notebook_names
 from autograder.course import db_path
-from autograder.grading import load_results
 from autograder.nbg import base_env, run_nbgrader
 from autograder.outputs import cap_notebook, strip_hidden_tests
+from autograder.results import StudentResult, load_results
 from autograder.testcells import assignment_cells, hidden_lines
 
 MAX_FEEDBACK_BYTES = 8_000_000
@@ -79,7 +79,7 @@ def inert_outputs(notebook) -> None:
             output.get("metadata", {}).clear()
 
 
-def prepare(notebook, result: dict | None) -> None:
+def prepare(notebook, result: StudentResult | None) -> None:
     """Strip hidden tests, cap outputs, and add the sandbox's verdict after test cells."""
     strip_hidden_tests(notebook)
     cap_notebook(notebook)
@@ -90,32 +90,31 @@ def prepare(notebook, result: dict | None) -> None:
     for cell in notebook.cells:
         cells.append(cell)
         grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-        entry = (result.get("cells") or {}).get(grade_id) if grade_id else None
-        sandbox = (entry or {}).get("sandbox")
-        if not sandbox:
+        entry = result.cells.get(grade_id) if grade_id else None
+        sandbox = entry.sandbox if entry else None
+        if sandbox is None:
             continue
-        if not sandbox["passed"]:
-            message = str(sandbox.get("message") or "").split(" on random case")[0]
+        if not sandbox.passed:
+            message = str(sandbox.message or "").split(" on random case")[0]
             cells.append(_note_cell(
                 "your package was tested again, outside this notebook, on the visible and the "
-                f"hidden cases: **failed** ({int(sandbox['failed_cases'])} of "
-                f"{int(sandbox['cases'])} cases), so this test scores 0.\n\nFirst problem: "
+                f"hidden cases: **failed** ({int(sandbox.failed_cases)} of "
+                f"{int(sandbox.cases)} cases), so this test scores 0.\n\nFirst problem: "
                 + md_literal(message[:400])))
-        elif entry.get("notebook_score") is not None and \
-                entry["notebook_score"] != sandbox["score"]:
+        elif entry.notebook_score is not None and entry.notebook_score != sandbox.score:
             cells.append(_note_cell("your package passed every case of this test when run "
                                     "outside the notebook, so it scores full marks."))
     notebook.cells = cells
 
 
-def placeholder(name: str, reason: str, result: dict | None):
+def placeholder(name: str, reason: str, result: StudentResult | None):
     lines = [f"# {md_literal(name)}", "",
              f"This notebook could not be graded: {md_literal(reason)}", ""]
-    for grade_id, entry in sorted(((result or {}).get("cells") or {}).items()):
-        if entry.get("sandbox"):
-            verdict = "passed" if entry["sandbox"]["passed"] else "failed"
+    for grade_id, entry in sorted((result.cells if result else {}).items()):
+        if entry.sandbox is not None:
+            verdict = "passed" if entry.sandbox.passed else "failed"
             lines.append(f"* {md_literal(grade_id)}: {verdict} when your package was tested "
-                         f"({float(entry['sandbox']['score']):g}/{float(entry['points']):g})")
+                         f"({float(entry.sandbox.score):g}/{float(entry.points):g})")
     return nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("\n".join(lines))])
 
 
@@ -138,7 +137,7 @@ def escaped_gradebook(course: Path, dest: Path) -> Path:
 
 
 def _prepare_student(course: Path, assignment: str, student: str, notebooks: list[str],
-                     result: dict | None, dest: Path) -> None:
+                     result: StudentResult | None, dest: Path) -> None:
     """Write the copies of one student's notebooks that nbgrader will render."""
     dest.mkdir(parents=True)
     autograded = course / "autograded" / student / assignment
@@ -152,7 +151,7 @@ def _prepare_student(course: Path, assignment: str, student: str, notebooks: lis
             else:
                 prepare(notebook, result)
         else:
-            run = ((result or {}).get("notebooks") or {}).get(nb, {})
+            run = (result.notebooks if result else {}).get(nb, {})
             notebook = placeholder(nb, run.get("reason") or "it was not autograded", result)
         nbformat.write(notebook, str(dest / f"{nb}.ipynb"))
 

@@ -87,24 +87,29 @@ class FrameReader:
         self.broken: str | None = None
 
     def feed(self, data: bytes) -> list[tuple[dict, dict]]:
-        """The complete messages in ``data`` and what came before it: [(header, arrays)]."""
+        """The complete messages in ``data`` and what came before it: [(header, arrays)].
+
+        The messages before a malformed frame are returned; :attr:`broken` then says
+        what was wrong, and the next call raises it.
+        """
         if self.broken:
             raise ValueError(self.broken)
+        messages: list[tuple[dict, dict]] = []
         try:
-            return self._feed(data)
+            self._feed(data, messages)
         except ValueError as exc:
             self.broken = str(exc)
-            raise
         except Exception as exc:  # never expected: still the sandbox's output, fail closed
             self.broken = f"{MALFORMED} ({type(exc).__name__})"
-            raise ValueError(self.broken) from None
+        if self.broken and not messages:
+            raise ValueError(self.broken)
+        return messages
 
-    def _feed(self, data: bytes) -> list[tuple[dict, dict]]:
+    def _feed(self, data: bytes, messages: list) -> None:
         self.received += len(data)
         if self.received > self.max_total:
             raise ValueError(f"the package's outputs exceeded {self.max_total >> 20} MB")
         self.buffer += data
-        messages = []
         while True:
             if self.pending is None:
                 if len(self.buffer) < 4:
@@ -136,4 +141,3 @@ class FrameReader:
                 continue
             messages.append((self.pending, self.arrays))
             self.pending = None
-        return messages

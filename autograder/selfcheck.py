@@ -27,11 +27,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from autograder.build import build, notebook_names
+from autograder.casebank import CaseBank
 from autograder.course import REFERENCE_PACKAGE, get_assignment
 from autograder.grading import Options, grade
 from autograder.nbg import base_env, run_nbgrader
 from autograder.release_scan import scan
-from autograder.sandbox import CaseBank, Limits, run_sandbox
+from autograder.sandbox import Limits, run_sandbox
 from autograder.student_edition import SKIP_NAMES, function_regions, stub_functions
 from autograder.submissions import from_release
 from autograder.testcells import assignment_cells
@@ -82,19 +83,20 @@ def grade_reference_and_release(course: Path, assignment: str, scratch: Path, wo
                     options=Options(workers=workers, quiet=True))
     for student, full in (("reference", True), ("release", False)):
         result = results[student]
-        report.expect(not result["reasons"],
+        report.expect(not result.reasons,
                       f"{assignment}: the {student} is graded without failure "
-                      f"({'; '.join(result['reasons']) or result['status']})")
+                      f"({'; '.join(result.reasons) or result.status})")
         wrong = []
-        for grade_id, entry in result["cells"].items():
-            if entry["kind"] != "test":
+        for grade_id, entry in result.cells.items():
+            if entry.kind != "test":
                 continue
-            want = entry["points"] if full else 0.0
-            sandbox = entry.get("sandbox") or {}
-            if entry.get("score") != want or entry.get("notebook_score") != want:
-                wrong.append(f"{grade_id}: sandbox {sandbox.get('score')}, notebook "
-                             f"{entry.get('notebook_score')}, want {want:g}"
-                             + (f" ({(sandbox.get('message') or '')[:200]})" if full else ""))
+            want = entry.points if full else 0.0
+            sandbox = entry.sandbox
+            if entry.score != want or entry.notebook_score != want:
+                wrong.append(f"{grade_id}: sandbox {sandbox.score if sandbox else None}, "
+                             f"notebook {entry.notebook_score}, want {want:g}"
+                             + (f" ({((sandbox.message if sandbox else '') or '')[:200]})"
+                                if full else ""))
         report.expect(not wrong, f"{assignment}: the {student} scores "
                       f"{'full marks' if full else 'zero'} on every autograded test"
                       + ("" if not wrong else ":\n        " + "\n        ".join(wrong)))

@@ -67,8 +67,8 @@ def main() -> None:
                                     students=["student00"], options=options)
                     times.append(time.perf_counter() - started)
                     result = results["student00"]
-                    parts.append((result["sandbox"]["seconds"],
-                                  sum(r["seconds"] for r in result["notebooks"].values())))
+                    parts.append((result.sandbox["seconds"],
+                                  sum(r["seconds"] for r in result.notebooks.values())))
             finally:
                 os.environ.pop("CNNLAB_NO_JAIL", None)
                 jail.problem.cache_clear()
@@ -91,7 +91,7 @@ def main() -> None:
             started = time.perf_counter()
             results = grade(args.assignment, course, None, options=options)
             classes.append(time.perf_counter() - started)
-            statuses = {r["status"] for r in results.values()}
+            statuses = {r.status for r in results.values()}
         median = statistics.median(classes)
         print(f"class of {args.class_size} ({args.class_size - args.class_size // 2} reference, "
               f"{args.class_size // 2} release), {args.workers} workers: {median:.1f} s median "

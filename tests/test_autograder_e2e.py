@@ -373,6 +373,23 @@ def test_the_gradebook_holds_the_sandbox_scores(graded):
         assert grade.needs_manual_grade  # a written answer waits for a human
 
 
+def test_formgrader_counts_every_graded_submission_as_autograded(graded):
+    """nbgrader's formgrader calls a submission autograded only when submitted/'s
+    timestamp.txt matches the gradebook; otherwise it shows "needs autograding" and offers
+    to autograde it again, outside the sandbox."""
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+
+    course = graded["course"]
+    coursedir = CourseDirectory(root=str(course))
+    coursedir.course_id = "cnnlab"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        autograded = NbGraderAPI(coursedir=coursedir).get_autograded_students("ps1")
+    expected = {p.parent.name for p in (course / "autograded").glob("*/ps1") if p.is_dir()}
+    assert "reference" in expected and autograded == expected, expected ^ autograded
+
+
 def test_failures_are_explained(graded):
     results = graded["results"]
     assert "is not a valid notebook" in results["corrupt"]["reasons"][0]

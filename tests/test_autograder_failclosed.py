@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from autograder import archives as archives_module
 from autograder import ingest as ingest_module
 from autograder.ingest import FAILED, collection_time, ingest
 from autograder.protocol import FrameReader
@@ -75,6 +76,17 @@ def test_forged_headers_are_a_value_error_and_nothing_else(header):
     with pytest.raises(ValueError, match="malformed output from the sandbox"):
         reader.feed(frame(header))
     # and the reader stays closed: nothing after garbage is believed
+    with pytest.raises(ValueError, match="malformed"):
+        reader.feed(frame(b'{"ev": "done"}'))
+
+
+def test_good_frames_before_garbage_in_one_read_are_kept():
+    """The child's 'ready' and a student's junk can arrive in one read: 'ready' counts,
+    the junk breaks the stream from there on."""
+    reader = FrameReader(max_array=1000, max_total=10 << 20)
+    messages = reader.feed(frame(b'{"ev": "ready"}') + b"\x00\x00\x00\x05junk!")
+    assert messages == [({"ev": "ready"}, {})]
+    assert "malformed" in reader.broken
     with pytest.raises(ValueError, match="malformed"):
         reader.feed(frame(b'{"ev": "done"}'))
 
@@ -166,7 +178,8 @@ def runner_processes() -> set[int]:
 @pytest.mark.slow
 def test_a_deep_json_frame_from_student_code_costs_only_that_student(tmp_path):
     """Through the sandbox: the forged frame fails the package's tests, the child is killed."""
-    from autograder.sandbox import CaseBank, Limits, run_sandbox
+    from autograder.casebank import CaseBank
+    from autograder.sandbox import Limits, run_sandbox
     from autograder.student_edition import write_student_edition
     from autograder.submissions import solve
     from autograder.testcells import CheckCall, GradedCell
@@ -345,7 +358,7 @@ class Watch:
         self.scratch, self.course = scratch, course
         self.peak_scratch = self.peak_total = self.written = 0
         self.students_at_once = 0
-        original = ingest_module._extract_member
+        original = archives_module._extract_member
 
         def extract(zf, info, target, budget, label):
             before = target.stat().st_size if target.is_file() else 0
@@ -360,12 +373,12 @@ class Watch:
                 self.students_at_once = max(self.students_at_once,
                                             sum(len(list(r.iterdir())) for r in runs))
 
-        monkeypatch.setattr(ingest_module, "_extract_member", extract)
+        monkeypatch.setattr(archives_module, "_extract_member", extract)
 
 
 def test_a_nested_zip_bomb_stays_in_the_budget(tmp_path, scratch_root, monkeypatch):
     budget, copy_limit = 16 << 20, 8 << 20
-    monkeypatch.setattr(ingest_module, "MAX_STUDENT_UNPACKED", budget)
+    monkeypatch.setattr(archives_module, "MAX_STUDENT_UNPACKED", budget)
     monkeypatch.setattr(ingest_module, "MAX_SUBMISSION", copy_limit)
     stream, crc, size = deflated_zeros(64 << 20)
     # 2 MB that unpacks to 2 GB, declared honestly...
@@ -406,8 +419,8 @@ def test_a_nested_zip_bomb_stays_in_the_budget(tmp_path, scratch_root, monkeypat
 
 def test_the_budget_holds_across_the_whole_run(tmp_path, scratch_root, monkeypatch):
     run_budget = 20 << 20
-    monkeypatch.setattr(ingest_module, "MAX_STUDENT_UNPACKED", 8 << 20)
-    monkeypatch.setattr(ingest_module, "MAX_RUN_UNPACKED", run_budget)
+    monkeypatch.setattr(archives_module, "MAX_STUDENT_UNPACKED", 8 << 20)
+    monkeypatch.setattr(archives_module, "MAX_RUN_UNPACKED", run_budget)
     stream, crc, size = deflated_zeros(6 << 20)
     bomb = raw_zip(tmp_path / "b.zip", [(NOTEBOOK, b"{}", zlib.crc32(b"{}"), 2, 0),
                                         ("ps1/zeros.bin", stream, crc, size)]).read_bytes()

@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 
 from autograder import jail
+from autograder.casebank import CaseBank
 from autograder.course import REFERENCE_PACKAGE, REPO
+from autograder.package import assemble_package
 from autograder.protocol import FrameReader
-from autograder.sandbox import CaseBank, Limits, assemble_package, run_sandbox
+from autograder.sandbox import Limits, run_sandbox
 from autograder.student_edition import write_student_edition
 from autograder.submissions import patch_function, solve
 from autograder.testcells import CheckCall, GradedCell

@@ -21,7 +21,7 @@ from autograder.outputs import (
     cap_text,
     strip_hidden_tests,
 )
-from autograder.sandbox import student_owned
+from autograder.package import student_owned
 from autograder.student_edition import write_student_edition
 from autograder.testcells import CheckCall, check_calls, graded_cells, strip_hidden
 
