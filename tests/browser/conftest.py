@@ -177,6 +177,10 @@ def page(browser, request):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     shots = []
+    if SHOTS.is_dir():  # an earlier run's shots of this test (a failure's among them) go
+        for old in SHOTS.iterdir():
+            if old.name.startswith(f"{request.node.name}-") and old.suffix == ".png":
+                old.unlink()
 
     def shot(step: str, full_page: bool = False):
         SHOTS.mkdir(parents=True, exist_ok=True)
