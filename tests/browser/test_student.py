@@ -13,7 +13,7 @@ from typing import NamedTuple
 import nbformat
 import pytest
 
-from autograder.submissions import solve
+from autograder.submissions import patch_function, solve
 from tests.browser.conftest import ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -25,10 +25,12 @@ class Exercise(NamedTuple):
     module: str      # the student's file, relative to cnnlab/
     function: str    # the exercise solved in the browser
     following: str   # the next exercise, still a stub
+    wrong: tuple[str, ...] = ()  # a wrong body to try first: its pass line must not appear
 
 
 EXERCISES = [
-    Exercise("ps1", "01_convolution_1d.ipynb", "signal.py", "correlate", "convolve"),
+    Exercise("ps1", "01_convolution_1d.ipynb", "signal.py", "correlate", "convolve",
+             wrong=("    return np.zeros(1)",)),
     Exercise("ps2", "03_pooling_and_backprop.ipynb", "pooling.py", "max_pool2d_forward",
              "avg_pool2d_forward"),
     Exercise("ps3", "04_lenet5_mnist.ipynb", "layers/dense.py", "linear_forward",
@@ -45,6 +47,11 @@ def test_one_exercise_per_assignment_with_notebooks():
     from autograder.course import available_assignments
     assert {e.assignment for e in EXERCISES} == {"ps1", "ps2", "ps3"}
     assert {e.assignment for e in EXERCISES} <= {a.name for a in available_assignments()}
+
+
+def assert_passes(test_cell, function: str) -> None:
+    text = test_cell.inner_text()
+    assert f"✔ {function}:" in text and "not implemented" not in text, text
 
 
 @pytest.mark.parametrize("exercise", EXERCISES, ids=lambda e: e.assignment)
@@ -66,14 +73,29 @@ def test_stub_then_solution(lab, page, tmp_path, exercise):
     test_cell.scroll_into_view_if_needed()
     page.shot("stub")
     assert f"`{exercise.function}` is not implemented yet" in test_cell.inner_text()
+    with pytest.raises(AssertionError):  # the check below, on a stub
+        assert_passes(test_cell, exercise.function)
+
+    module = student / "cnnlab" / exercise.module
+    if exercise.wrong:  # a wrong answer: the test cell says so, without the pass line
+        released = module.read_text(encoding="utf-8")
+        patch_function(student / "cnnlab", exercise.module, exercise.function,
+                       list(exercise.wrong))
+        server.run_all(page, timeout=600, restart=True)
+        test_cell = server.cell(page, first)
+        test_cell.scroll_into_view_if_needed()
+        page.shot("wrong")
+        assert f"{exercise.function} is wrong on" in test_cell.inner_text(), test_cell.inner_text()
+        with pytest.raises(AssertionError, match=f"{exercise.function} is wrong on"):
+            assert_passes(test_cell, exercise.function)
+        module.write_text(released, encoding="utf-8")
 
     solve(student / "cnnlab", exercise.module, [exercise.function])
     server.run_all(page, timeout=600, restart=True)
     test_cell = server.cell(page, first)
     test_cell.scroll_into_view_if_needed()
     page.shot("solved")
-    text = test_cell.inner_text()
-    assert f"✔ {exercise.function}:" in text and "not implemented" not in text, text
+    assert_passes(test_cell, exercise.function)
     # the next exercise is still a stub, and says so
     assert (f"`{exercise.following}` is not implemented yet"
             in server.cell(page, second).inner_text())
