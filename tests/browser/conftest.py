@@ -84,6 +84,10 @@ class Lab:
         settings.mkdir(parents=True)
         (settings / "tracker.jupyterlab-settings").write_text(
             json.dumps({"windowingMode": "none"}))
+        notification = home / "settings" / "@jupyterlab" / "apputils-extension"
+        notification.mkdir(parents=True)  # no "notified about Jupyter news?" over the shots
+        (notification / "notification.jupyterlab-settings").write_text(
+            json.dumps({"fetchNews": "false", "checkForUpdates": False}))
         env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
                "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
                "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
