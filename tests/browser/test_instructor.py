@@ -19,11 +19,8 @@ carol    the untouched release                                 0
 from __future__ import annotations
 
 import csv
-import os
 import re
 import shutil
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -32,6 +29,7 @@ import pytest
 
 from autograder.submissions import from_release, patch_function, solve
 from tests.browser.conftest import ROOT
+from tests.test_autograder_e2e import run_cli
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -43,12 +41,7 @@ UNFLIPPED = ["    return correlate(in1, in2.conj(), mode)"]
 
 
 def autograder(*args: str, timeout: float = 900) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-    env["PYTHONPATH"] = str(ROOT)
-    done = subprocess.run([sys.executable, "-m", "autograder", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-    assert done.returncode == 0, f"{args}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done.stdout
+    return run_cli(*args, cwd=ROOT, timeout=timeout)
 
 
 def fill_answers(course: Path, folder: Path) -> None:
