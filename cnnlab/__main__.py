@@ -149,7 +149,7 @@ def train_command(args) -> int:
         print(f"data: {digits.describe()}", file=log, flush=True)
         model = LeNet5(seed=args.seed)
         print(f"model: LeNet5, {model.num_params:,} parameters, float32", file=log, flush=True)
-        from cnnlab.data import progress_enabled
+        from cnnlab.progress import progress_enabled
 
         bars = progress_enabled(args.progress)
 
