@@ -1,25 +1,130 @@
 """The contract every registered check keeps, whatever its problem set.
 
-A check holds no state of its own between calls (the autograder makes cases and runs
-checks in threads), and a name that is no check is refused with a plain message while
-a check module that cannot import says why.
+Every check passes on the reference package (the visible seed and a hidden one), fails
+on a stub, and fails on every plausible wrong version of tests/wrong_versions/ with the
+hint written for that mistake; its references call no exercise of cnnlab, and its case
+inputs can cross a process boundary. A check holds no state of its own between calls
+(the autograder makes cases and runs checks in threads), a name that is no check is
+refused with a plain message, and a check module that cannot import says why.
+
+What is specific to a problem set (the references against the lecture's numbers and
+central differences, messages of one check) is in tests/test_checks_ps*.py.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 import pkgutil
+import re
 
+import numpy as np
 import pytest
 
 import cnnlab.checks
-from cnnlab.checks import REGISTRY, get_check
+from cnnlab.checks import REGISTRY, check, exercise_of, get_check
+from tests.wrong_versions import HINTS, WRONG_VERSIONS, plant
 
 NOT_CHECK_MODULES = {"_core", "answers", "notebook", "rules"}
 for _info in pkgutil.iter_modules(cnnlab.checks.__path__):
     if _info.name not in NOT_CHECK_MODULES:
         importlib.import_module(f"cnnlab.checks.{_info.name}")
 ALL_CHECKS = sorted(REGISTRY)
+
+# Random cases for the second run of a check: fewer where a case is slow.
+COUNT = {"lenet.lenet_forward": 8, "lenet.lenet_backward": 8, "train.fit": 1}
+WRONG_CASES = [(name, label, make) for name, variants in sorted(WRONG_VERSIONS.items())
+               for label, make in variants]
+# The modules whose exercises the references must not call.
+EXERCISE_MODULES = ("cnnlab.signal", "cnnlab.pooling", "cnnlab.gradcheck", "cnnlab.layers",
+                    "cnnlab.layers.conv", "cnnlab.layers.dense", "cnnlab.layers.modern",
+                    "cnnlab.lenet", "cnnlab.optim")
+
+
+def stub(*args, **kwargs):
+    raise NotImplementedError
+
+
+# ------------------------------------------------------------------ the reference passes
+@pytest.mark.parametrize("name", ALL_CHECKS)
+def test_check_passes_on_the_reference(name, capsys):
+    check(name)
+    check(name, seed=2024, count=COUNT.get(name, 40))
+    assert capsys.readouterr().out.count("✔") == 2
+
+
+@pytest.mark.parametrize("name", ALL_CHECKS)
+def test_check_is_registered_under_its_name_and_has_wrong_versions(name):
+    chk = get_check(name)
+    assert chk.name == name and chk.module == f"cnnlab.{name.split('.')[0]}"
+    assert callable(getattr(importlib.import_module(chk.module), chk.function))
+    assert WRONG_VERSIONS.get(name), f"{name} has no wrong versions"
+
+
+def test_wrong_versions_are_for_registered_checks_and_each_has_its_hint():
+    assert set(WRONG_VERSIONS) == set(ALL_CHECKS)
+    assert set(HINTS) == {(name, label) for name, label, _ in WRONG_CASES}
+
+
+# ------------------------------------------------------------------ a stub fails
+@pytest.mark.parametrize("name", ALL_CHECKS)
+def test_check_fails_on_a_stub(name, monkeypatch):
+    chk = get_check(name)
+    monkeypatch.setattr(importlib.import_module(chk.module), chk.function, stub)
+    exercise = exercise_of(chk.function)
+    expected = (rf"`{chk.function}` is not implemented yet \({re.escape(exercise.describe())}\)"
+                if exercise.kind == "Exercise" else "not implemented yet")
+    with pytest.raises(AssertionError, match=expected):
+        check(name)
+
+
+# ------------------------------------------------------------------ wrong versions fail
+@pytest.mark.parametrize("name, label, make", WRONG_CASES,
+                         ids=[f"{n}-{label}" for n, label, _ in WRONG_CASES])
+def test_wrong_version_fails_with_its_hint(name, label, make, monkeypatch):
+    plant(monkeypatch, name, make)
+    with pytest.raises(AssertionError, match=HINTS[(name, label)]):
+        check(name)  # the visible test already catches it
+    with pytest.raises(AssertionError):
+        check(name, seed=31337, count=COUNT.get(name, 40))
+
+
+# ------------------------------------------------------------------ the references
+@pytest.mark.parametrize("name", ALL_CHECKS)
+def test_references_do_not_use_the_exercises(name, monkeypatch):
+    """Every exercise of cnnlab stubbed: the cases and references still compute."""
+    for module_name in EXERCISE_MODULES:
+        module = importlib.import_module(module_name)
+        for function in getattr(module, "__all__", []):
+            monkeypatch.setattr(module, function, stub)
+    chk = get_check(name)
+    cases = chk.cases(seed=3, count=min(COUNT.get(name, 10), 4))
+    assert cases
+    for case in cases:
+        for value in chk.reference(**case.inputs).values():
+            assert np.all(np.isfinite(np.asarray(value, dtype=complex)))
+
+
+def crosses_a_process_boundary(value, array_kinds: str) -> bool:
+    """Whether ``value`` travels as a ``.npy`` file (an array) or as JSON, unchanged."""
+    if isinstance(value, np.ndarray):
+        return value.dtype.kind in array_kinds
+    if isinstance(value, tuple):
+        return all(type(v) is int for v in value)
+    return type(value) in (int, float, str)
+
+
+@pytest.mark.parametrize("name", ALL_CHECKS)
+def test_case_inputs_can_cross_a_process_boundary(name):
+    chk = get_check(name)
+    kinds = "biufc" if name.startswith("signal.") else "biuf"  # cnnlab.signal takes complex
+    for case in chk.cases(seed=0) + chk.cases(seed=9, count=COUNT.get(name, 40)):
+        for key, value in case.inputs.items():
+            assert crosses_a_process_boundary(value, kinds), (
+                f"{name}: input {key} of {case.label} is {type(value)}")
+            if not isinstance(value, np.ndarray):
+                assert json.loads(json.dumps(value)) == (list(value) if isinstance(
+                    value, tuple) else value)
 
 
 # ------------------------------------------------------------------ no per-call state

@@ -38,3 +38,10 @@ WRONG = {
         ("gradient ascent", fit_with(sign=-1.0)),
     ],
 }
+
+# The hint (a regular expression) each wrong version must get from check(name); where the
+# check has none for it, what the plain description of the difference must say instead.
+HINTS = {
+    ("train.fit", "updates copies of the parameters"): r"the loss did not move from ln 10",
+    ("train.fit", "gradient ascent"): r"the loss went up or became NaN",
+}
