@@ -17,6 +17,9 @@ import importlib
 import json
 import pkgutil
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,6 +28,7 @@ import cnnlab.checks
 from cnnlab.checks import REGISTRY, check, exercise_of, get_check
 from tests.wrong_versions import HINTS, WRONG_VERSIONS, plant
 
+ROOT = Path(__file__).resolve().parents[1]
 NOT_CHECK_MODULES = {"_core", "answers", "notebook", "rules"}
 for _info in pkgutil.iter_modules(cnnlab.checks.__path__):
     if _info.name not in NOT_CHECK_MODULES:
@@ -173,3 +177,27 @@ def test_a_missing_dependency_of_a_check_module_surfaces_as_itself(tmp_path, mon
         get_check("broken_group.anything")
     with pytest.raises(ValueError, match="name must be a registered check"):
         get_check("missing_group.anything")  # no such module: not a check
+
+
+# ------------------------------------------------------------------ the group "layers"
+LAYER_MODULES = {"03": "cnnlab.checks.conv", "04": "cnnlab.checks.dense",
+                 "05": "cnnlab.checks.modern"}
+
+
+@pytest.mark.parametrize("name", [n for n in ALL_CHECKS if n.startswith("layers.")])
+def test_each_layer_check_lives_in_the_module_of_its_problem_set(name):
+    chk = get_check(name)
+    notebook = exercise_of(chk.function).notebook
+    assert type(chk).__module__ == LAYER_MODULES[notebook[:2]], notebook
+
+
+def test_looking_up_one_layer_check_registers_the_whole_group():
+    code = ("from cnnlab.checks import REGISTRY, get_check\n"
+            "get_check('layers.linear_forward')\n"
+            "print(sorted({type(c).__module__ for c in REGISTRY.values()}), len(REGISTRY))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    layers = [n for n in ALL_CHECKS if n.startswith("layers.")]
+    assert done.stdout.split() == [*str(sorted(LAYER_MODULES.values())).split(),
+                                   str(len(layers))]

@@ -13,7 +13,7 @@ import pytest
 import scipy.signal
 
 from cnnlab.checks import check, get_check
-from cnnlab.checks.layers import conv_backward_loop, conv_reference
+from cnnlab.checks.conv import conv_backward_loop, conv_reference
 from tests.wrong_versions import gradcheck as wrong_gradcheck
 from tests.wrong_versions import plant
 
