@@ -115,6 +115,14 @@ def check_int(value, name: str, minimum: int | None = None) -> int:
     return value
 
 
+def check_real(value, name: str) -> float:
+    """Return ``value`` as a float, refusing bools, non-numbers, NaN and infinities."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or \
+            not np.isfinite(float(value)):
+        raise ValueError(f"{name} must be a finite real number, got {value!r}")
+    return float(value)
+
+
 def as_pair(value, name: str, minimum: int = 1) -> tuple[int, int]:
     """Return an int-or-pair argument (``stride=2`` or ``stride=(2, 1)``) as a pair of ints."""
     kind = "positive int" if minimum == 1 else f"int >= {minimum}"

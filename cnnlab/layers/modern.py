@@ -14,7 +14,7 @@ import numbers
 
 import numpy as np
 
-from cnnlab._validate import as_real_array, check_cache, checked_dout
+from cnnlab._validate import as_real_array, check_cache, check_real, checked_dout
 
 __all__ = [
     "batchnorm2d_backward",
@@ -42,10 +42,7 @@ def _mode(mode) -> str:
 
 def _number(value, name: str, low=None, high=None, high_open=False) -> float:
     """``value`` as a finite float in ``[low, high]`` (or ``[low, high)``)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or \
-            not np.isfinite(float(value)):
-        raise ValueError(f"{name} must be a finite real number, got {value!r}")
-    value = float(value)
+    value = check_real(value, name)
     if (low is not None and value < low) or (high is not None and (
             value > high or (high_open and value == high))):
         bracket = ")" if high_open else "]"
