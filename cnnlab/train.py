@@ -331,10 +331,11 @@ def fit(model, data, epochs=30, batch_size=64, lr=0.05, momentum=0.9, schedule="
     if max_steps is not None:
         total_steps = min(total_steps, max_steps)
         epochs = math.ceil(total_steps / steps_per_epoch)
-    run = _Run(model, SGD(model.params, lr, momentum=momentum, weight_decay=weight_decay,
-                          nesterov=nesterov),
-               x_train, y_train, lr, schedule, total_steps, augment, max_shift,
-               np.random.default_rng(seed))
+    optimizer = SGD(model.params, lr, momentum=momentum, weight_decay=weight_decay,
+                    nesterov=nesterov)
+    run = _Run(model=model, optimizer=optimizer, x=x_train, y=y_train, lr=lr,
+               schedule=schedule, total_steps=total_steps, augment=augment,
+               max_shift=max_shift, rng=np.random.default_rng(seed))
     history = History(config={
         "epochs": epochs, "batch_size": batch_size, "lr": lr, "momentum": momentum,
         "schedule": schedule, "weight_decay": weight_decay, "augment": augment,
