@@ -26,44 +26,25 @@ DEFAULTS = {"epochs": 30, "batch_size": 64, "lr": 0.05, "weight_decay": 5e-4,
             "schedule": "cosine", "seed": 0, "data": "auto", "output_dir": "build", "threads": 1}
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+def _bounded(convert, accepts, expected: str):
+    """An argparse type: ``convert(text)`` if ``accepts`` the value, else the message
+    "expected {expected}, got ..." (showing an int as parsed, anything else as typed)."""
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not accepts(value):
+            shown = value if isinstance(value, int) else text
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {shown}")
+        return value
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
-    return value
+_positive_int = _bounded(int, lambda v: v >= 1, "a positive integer")
+_non_negative_int = _bounded(int, lambda v: v >= 0, "an integer >= 0")
+_positive_float = _bounded(float, lambda v: 0 < v < float("inf"), "a positive number")
+_non_negative_float = _bounded(float, lambda v: 0 <= v < float("inf"), "a number >= 0")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -168,7 +149,7 @@ def train_command(args) -> int:
         print(f"data: {digits.describe()}", file=log, flush=True)
         model = LeNet5(seed=args.seed)
         print(f"model: LeNet5, {model.num_params:,} parameters, float32", file=log, flush=True)
-        from cnnlab.data import progress_enabled
+        from cnnlab.progress import progress_enabled
 
         bars = progress_enabled(args.progress)
 

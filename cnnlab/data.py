@@ -36,6 +36,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from cnnlab.progress import progress_bar
+
 __all__ = [
     "FILES",
     "MIRRORS",
@@ -227,30 +229,6 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def in_jupyter() -> bool:
-    """Whether this code runs in a Jupyter kernel (where progress bars are widgets)."""
-    shell = sys.modules.get("IPython")
-    if shell is None or "ipykernel" not in sys.modules:
-        return False
-    try:
-        ipython = shell.get_ipython()
-    except AttributeError:
-        return False
-    return ipython is not None and "IPKernelApp" in getattr(ipython, "config", {})
-
-
-def progress_enabled(progress) -> bool:
-    """``progress`` if it is True or False; for None, whether stderr is a terminal or Jupyter."""
-    if progress is not None:
-        return bool(progress)
-    stream = sys.stderr
-    try:
-        tty = stream is not None and stream.isatty()
-    except (AttributeError, ValueError):
-        tty = False
-    return tty or in_jupyter()
-
-
 def _download(url: str, target: Path, sha256: str | None, timeout: float, progress) -> None:
     """Download ``url`` to ``target`` atomically, checking its SHA-256.
 
@@ -266,11 +244,8 @@ def _download(url: str, target: Path, sha256: str | None, timeout: float, progre
         with handle, urllib.request.urlopen(url, timeout=timeout) as response:
             total = response.headers.get("Content-Length")
             total = int(total) if total and total.isdigit() else None
-            if progress_enabled(progress):
-                from tqdm.auto import tqdm
-
-                bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
-                           desc=target.name, leave=False)
+            bar = progress_bar(progress, total=total, unit="B", unit_scale=True,
+                               unit_divisor=1024, desc=target.name, leave=False)
             digest = hashlib.sha256()
             received = 0
             for block in iter(lambda: response.read(CHUNK), b""):

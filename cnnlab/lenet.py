@@ -114,9 +114,6 @@ class LeNet5:
         ``'F5.w'`` ``(400, 120)``, ``'F5.b'``, ..., ``'OUT.w'``, ``'OUT.b'``.
     config : dict
         The constructor's arguments (what :meth:`save` stores with the weights).
-    last_scores : ndarray or None
-        Scores of the batch of the last :meth:`loss` call (to count training accuracy
-        without a second forward pass).
 
     Notes
     -----
@@ -182,7 +179,6 @@ class LeNet5:
             self.map_sizes.append((conv, pooled))
             side = pooled
         self.flat_size = channels[1] * side * side
-        self.last_scores = None
         self.params = self._init_params(np.random.default_rng(seed))
 
     @classmethod
@@ -370,6 +366,15 @@ class LeNet5:
             If ``x`` is not a batch of images or ``y`` does not hold one valid
             label per image.
         """
+        loss, grads, _ = self.loss_and_scores(x, y)
+        return loss, grads
+
+    def loss_and_scores(self, x, y):
+        """:meth:`loss`, and the scores of the batch: ``(loss, grads, scores)``.
+
+        What :func:`cnnlab.train.fit` calls, to count the training accuracy without a
+        second forward pass.
+        """
         y = as_numeric_array(y, "y", ndim=1)
         n = np.shape(x)[0] if np.ndim(x) else 0
         if y.shape[0] != n:
@@ -377,8 +382,7 @@ class LeNet5:
                              f"{y.shape[0]} labels")
         scores, caches = self.forward_pass(x)
         loss, dscores = softmax_cross_entropy(scores, y)
-        self.last_scores = scores
-        return loss, self.backward_pass(dscores, caches)
+        return loss, self.backward_pass(dscores, caches), scores
 
     def predict(self, x, batch_size=1000) -> np.ndarray:
         """Predicted class of every image, computed ``batch_size`` images at a time.

@@ -18,9 +18,9 @@ The exercise is the body of :func:`sgd_update` (one parameter's update, which
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
+
+from cnnlab._validate import check_real
 
 __all__ = ["SGD", "sgd_update"]
 
@@ -28,9 +28,7 @@ __all__ = ["SGD", "sgd_update"]
 def _check_number(value, name: str, minimum: float, *, strict: bool = False,
                   below: float | None = None) -> float:
     """Return ``value`` as a float, checking it is finite and in range."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
-        raise ValueError(f"{name} must be a finite real number, got {value!r}")
-    value = float(value)
+    value = check_real(value, name)
     if value < minimum or (strict and value == minimum) or (below is not None and value >= below):
         low = f"> {minimum:g}" if strict else f">= {minimum:g}"
         high = f" and < {below:g}" if below is not None else ""

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnlab._validate import as_numeric_array, as_pair
+from cnnlab._validate import as_numeric_array, as_pair, as_real_array, check_cache, checked_dout
 
 __all__ = [
     "avg_pool2d_backward",
@@ -36,18 +36,9 @@ __all__ = [
 ]
 
 
-def _real_batch(value, name: str) -> np.ndarray:
-    """Return ``value`` as a real (integer or float) 4-D array ``(N, C, H, W)``."""
-    array = as_numeric_array(value, name, ndim=4)
-    if array.dtype.kind == "c":
-        raise ValueError(f"{name} must be a real (integer or float) array, got dtype "
-                         f"{array.dtype}")
-    return array
-
-
 def _checked_pooling(x, size, stride):
     """Validate the arguments of a pooling forward; return ``x, size, stride``."""
-    x = _real_batch(x, "x")
+    x = as_real_array(x, "x", ndim=4)
     size = as_pair(size, "size")
     stride = size if stride is None else as_pair(stride, "stride")
     height, width = x.shape[2:]
@@ -61,14 +52,8 @@ def _checked_pooling(x, size, stride):
 
 def _checked_backward(dout, cache, forward: str, keys: tuple[str, ...]):
     """Check that ``cache`` comes from ``forward`` and that ``dout`` has the output's shape."""
-    if not isinstance(cache, dict) or not all(key in cache for key in keys):
-        raise ValueError(f"cache must be the cache returned by {forward}, a dict with keys "
-                         f"{keys}, got {type(cache).__name__}")
-    dout = _real_batch(dout, "dout")
-    if dout.shape != tuple(cache["out_shape"]):
-        raise ValueError(f"dout must have the shape of the forward output "
-                         f"{tuple(cache['out_shape'])}, got {dout.shape}")
-    return dout
+    check_cache(cache, forward, keys)
+    return checked_dout(dout, cache["out_shape"], ndim=4)
 
 
 def upsample(x, size):

@@ -16,7 +16,13 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from cnnlab._validate import as_numeric_array, as_pair, check_int, check_mode
+from cnnlab._validate import (
+    as_numeric_array,
+    as_pair,
+    check_int,
+    check_mode,
+    check_valid_shapes,
+)
 
 __all__ = [
     "conv_output_size",
@@ -55,13 +61,7 @@ def _checked_pair(in1, in2, ndim: int, mode, names=("in1", "in2")):
     in1 = as_numeric_array(in1, names[0], ndim=ndim)
     in2 = as_numeric_array(in2, names[1], ndim=ndim)
     if mode == "valid":
-        in1_larger = all(a >= b for a, b in zip(in1.shape, in2.shape))
-        in2_larger = all(b >= a for a, b in zip(in1.shape, in2.shape))
-        if not (in1_larger or in2_larger):
-            raise ValueError(
-                f"{names[0]} and {names[1]}: for 'valid' mode one must be at least as large "
-                f"as the other in every dimension, got shapes {in1.shape} and {in2.shape}"
-            )
+        check_valid_shapes(in1, in2, names)
     common = np.result_type(in1, in2)
     return in1.astype(common, copy=False), in2.astype(common, copy=False), mode
 
@@ -291,16 +291,8 @@ def fftconvolve(in1, in2, mode="full"):
     # Like SciPy, axes where either input has length 1 need no FFT: there the
     # product simply broadcasts, and only the other axes count for 'valid'.
     fft_axes = tuple(a for a in range(in1.ndim) if 1 not in (in1.shape[a], in2.shape[a]))
-    if mode == "valid":
-        in1_larger = all(in1.shape[a] >= in2.shape[a] for a in fft_axes)
-        in2_larger = all(in2.shape[a] >= in1.shape[a] for a in fft_axes)
-        if not (in1_larger or in2_larger):
-            raise ValueError(
-                "in1 and in2: for 'valid' mode one must be at least as large as the other "
-                f"in every dimension, got shapes {in1.shape} and {in2.shape}"
-            )
-        if not in1_larger:
-            in1, in2 = in2, in1  # convolution is commutative
+    if mode == "valid" and not check_valid_shapes(in1, in2, axes=fft_axes):
+        in1, in2 = in2, in1  # convolution is commutative
     # BEGIN SOLUTION
     if not fft_axes:
         full = in1 * in2

@@ -21,8 +21,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from cnnlab._validate import as_numeric_array, check_int
-from cnnlab.data import MNIST, progress_enabled, random_shift
+from cnnlab.data import MNIST, random_shift
 from cnnlab.optim import SGD
+from cnnlab.progress import progress_bar, progress_enabled
 
 __all__ = [
     "History",
@@ -87,8 +88,8 @@ class History:
         Mean training loss over the epoch's batches.
     train_acc : list of float or None
         Fraction of the epoch's training batches classified right, as they were
-        seen (augmented, with the weights of that moment); None if the model does
-        not expose ``last_scores``.
+        seen (augmented, with the weights of that moment); None if the model has no
+        ``loss_and_scores(x, y)`` method (see :func:`loss_and_scores`).
     test_acc : list of float or None
         Accuracy on ``eval_data`` after the epoch (None without ``eval_data``).
     lr : list of float
@@ -278,7 +279,9 @@ def fit(model, data, epochs=30, batch_size=64, lr=0.05, momentum=0.9, schedule="
     ----------
     model : object
         Has ``params`` (dict of arrays, updated in place), ``loss(x, y) -> (loss,
-        grads)`` and ``predict(x, batch_size)``, e.g. :class:`cnnlab.lenet.LeNet5`.
+        grads)`` and ``predict(x, batch_size)``, e.g. :class:`cnnlab.lenet.LeNet5`;
+        with ``loss_and_scores(x, y) -> (loss, grads, scores)`` as well, the training
+        accuracy is counted too.
     data : MNIST or (x_train, y_train)
         Training images (e.g. uint8 ``(N, 28, 28)``) and int labels. An ``MNIST``
         from :func:`cnnlab.data.load_mnist` also gives the default ``eval_data``
@@ -320,6 +323,47 @@ def fit(model, data, epochs=30, batch_size=64, lr=0.05, momentum=0.9, schedule="
         If an argument is invalid.
     """
     (x_train, y_train), evaluation = _split_data(data, eval_data)
+    epochs, batch_size, seed, max_shift, max_steps = _checked_options(
+        epochs, batch_size, seed, max_shift, schedule, augment, max_steps, callback)
+    n = x_train.shape[0]
+    steps_per_epoch = math.ceil(n / batch_size)
+    total_steps = epochs * steps_per_epoch
+    if max_steps is not None:
+        total_steps = min(total_steps, max_steps)
+        epochs = math.ceil(total_steps / steps_per_epoch)
+    optimizer = SGD(model.params, lr, momentum=momentum, weight_decay=weight_decay,
+                    nesterov=nesterov)
+    run = _Run(model=model, optimizer=optimizer, x=x_train, y=y_train, lr=lr,
+               schedule=schedule, total_steps=total_steps, augment=augment,
+               max_shift=max_shift, rng=np.random.default_rng(seed))
+    history = History(config={
+        "epochs": epochs, "batch_size": batch_size, "lr": lr, "momentum": momentum,
+        "schedule": schedule, "weight_decay": weight_decay, "augment": augment,
+        "max_shift": max_shift, "seed": seed, "max_steps": max_steps, "nesterov": nesterov,
+        "train_images": n, "eval_images": None if evaluation is None else len(evaluation[1]),
+    })
+    show = progress_enabled(progress)
+    for epoch in range(1, epochs + 1):
+        order = run.rng.permutation(n)
+        steps = min(steps_per_epoch, total_steps - run.step)
+        bar = progress_bar(show, total=steps, desc=f"epoch {epoch}/{epochs}", unit="batch",
+                           leave=True)
+        start_lr = learning_rate(schedule, lr, run.step, total_steps)
+        batches = [order[i * batch_size:(i + 1) * batch_size] for i in range(steps)]
+        tally = _train_epoch(run, batches, bar)
+        test_acc = None if evaluation is None else evaluate(model, *evaluation)
+        _record_epoch(history, epoch, start_lr, tally, test_acc)
+        if bar is not None:
+            bar.set_postfix(_epoch_postfix(history))
+            bar.close()
+        if callback is not None:
+            callback(history)
+    return history
+
+
+def _checked_options(epochs, batch_size, seed, max_shift, schedule, augment, max_steps,
+                     callback):
+    """Validate fit's options; return ``epochs, batch_size, seed, max_shift, max_steps``."""
     epochs = check_int(epochs, "epochs", minimum=1)
     batch_size = check_int(batch_size, "batch_size", minimum=1)
     seed = check_int(seed, "seed", minimum=0)
@@ -332,78 +376,111 @@ def fit(model, data, epochs=30, batch_size=64, lr=0.05, momentum=0.9, schedule="
         max_steps = check_int(max_steps, "max_steps", minimum=1)
     if callback is not None and not callable(callback):
         raise ValueError(f"callback must be callable, got {callback!r}")
-    optimizer = SGD(model.params, lr, momentum=momentum, weight_decay=weight_decay,
-                    nesterov=nesterov)
-    n = x_train.shape[0]
-    steps_per_epoch = math.ceil(n / batch_size)
-    total_steps = epochs * steps_per_epoch
-    if max_steps is not None:
-        total_steps = min(total_steps, max_steps)
-        epochs = math.ceil(total_steps / steps_per_epoch)
-    rng = np.random.default_rng(seed)
-    history = History(config={
-        "epochs": epochs, "batch_size": batch_size, "lr": lr, "momentum": momentum,
-        "schedule": schedule, "weight_decay": weight_decay, "augment": augment,
-        "max_shift": max_shift, "seed": seed, "max_steps": max_steps, "nesterov": nesterov,
-        "train_images": n, "eval_images": None if evaluation is None else len(evaluation[1]),
-    })
-    show = progress_enabled(progress)
-    step = 0
-    for epoch in range(1, epochs + 1):
-        order = rng.permutation(n)
-        steps = min(steps_per_epoch, total_steps - step)
-        bar = None
-        if show:
-            from tqdm.auto import tqdm
+    return epochs, batch_size, seed, max_shift, max_steps
 
-            bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", unit="batch", leave=True)
-        start_lr = learning_rate(schedule, lr, step, total_steps)
-        losses, correct, seen = [], 0, 0
-        counted = True
-        start = time.perf_counter()
-        for i in range(steps):
-            index = order[i * batch_size:(i + 1) * batch_size]
-            xb, yb = x_train[index], y_train[index]
-            if augment:
-                xb = random_shift(xb, max_shift, rng)
-            optimizer.lr = learning_rate(schedule, lr, step, total_steps)
-            loss, grads = model.loss(xb, yb)
-            optimizer.step(grads)
-            step += 1
-            losses.append(loss)
-            scores = getattr(model, "last_scores", None)
-            if scores is not None and len(scores) == len(yb):
-                correct += int(np.count_nonzero(np.argmax(scores, axis=1) == yb))
-            else:
-                counted = False
-            seen += len(yb)
-            if bar is not None:
-                bar.update(1)
-                if i % 10 == 0 or i == steps - 1:
-                    postfix = {"loss": f"{np.mean(losses[-50:]):.4f}"}
-                    if counted:
-                        postfix["acc"] = f"{100 * correct / seen:.1f}%"
-                    bar.set_postfix(postfix, refresh=False)
-        seconds = time.perf_counter() - start
-        history.epoch.append(epoch)
-        history.train_loss.append(float(np.mean(losses)))
-        history.train_acc.append(correct / seen if counted else None)
-        history.lr.append(start_lr)
-        history.seconds.append(seconds)
-        history.images_per_second.append(seen / seconds if seconds > 0 else float("inf"))
-        history.step_loss.extend(float(v) for v in losses)
-        test_acc = None
-        if evaluation is not None:
-            test_acc = evaluate(model, *evaluation)
-        history.test_acc.append(test_acc)
+
+def loss_and_scores(model, x, y):
+    """``(loss, grads, scores)`` of a batch: from ``model.loss_and_scores`` if the model
+    has it (as :class:`cnnlab.lenet.LeNet5` does), else ``model.loss`` and no scores."""
+    if hasattr(model, "loss_and_scores"):
+        return model.loss_and_scores(x, y)
+    loss, grads = model.loss(x, y)
+    return loss, grads, None
+
+
+@dataclass
+class _Run:
+    """What every step of one :func:`fit` needs, and how many steps it has taken."""
+
+    model: object
+    optimizer: SGD
+    x: np.ndarray
+    y: np.ndarray
+    lr: float
+    schedule: str | None
+    total_steps: int
+    augment: bool
+    max_shift: int
+    rng: np.random.Generator
+    step: int = 0
+
+    def train_step(self, index) -> tuple[float, int | None]:
+        """One SGD step on the examples ``index``: its loss, and how many of them the
+        model classified right (None if the model does not give its scores)."""
+        xb, yb = self.x[index], self.y[index]
+        if self.augment:
+            xb = random_shift(xb, self.max_shift, self.rng)
+        self.optimizer.lr = learning_rate(self.schedule, self.lr, self.step, self.total_steps)
+        loss, grads, scores = loss_and_scores(self.model, xb, yb)
+        self.optimizer.step(grads)
+        self.step += 1
+        if scores is None or len(scores) != len(yb):
+            return loss, None
+        return loss, int(np.count_nonzero(np.argmax(scores, axis=1) == yb))
+
+
+@dataclass
+class _Tally:
+    """The losses and right answers of one epoch's steps."""
+
+    losses: list = field(default_factory=list)
+    correct: int = 0
+    seen: int = 0
+    counted: bool = True  # False once a step could not count its right answers
+    seconds: float = 0.0
+
+    def add(self, loss: float, correct: int | None, size: int) -> None:
+        self.losses.append(loss)
+        if correct is None:
+            self.counted = False
+        else:
+            self.correct += correct
+        self.seen += size
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.correct / self.seen if self.counted else None
+
+    def running_postfix(self) -> dict:
+        """What the progress bar shows during the epoch."""
+        postfix = {"loss": f"{np.mean(self.losses[-50:]):.4f}"}
+        if self.counted:
+            postfix["acc"] = f"{100 * self.correct / self.seen:.1f}%"
+        return postfix
+
+
+def _train_epoch(run: _Run, batches: list, bar) -> _Tally:
+    """One SGD step per batch of example indices; the epoch's tally."""
+    tally = _Tally()
+    start = time.perf_counter()
+    for i, index in enumerate(batches):
+        tally.add(*run.train_step(index), len(index))
         if bar is not None:
-            postfix = {"loss": f"{history.train_loss[-1]:.4f}"}
-            if counted:
-                postfix["train"] = f"{100 * history.train_acc[-1]:.1f}%"
-            if test_acc is not None:
-                postfix["test"] = f"{100 * test_acc:.2f}%"
-            bar.set_postfix(postfix)
-            bar.close()
-        if callback is not None:
-            callback(history)
-    return history
+            bar.update(1)
+            if i % 10 == 0 or i == len(batches) - 1:
+                bar.set_postfix(tally.running_postfix(), refresh=False)
+    tally.seconds = time.perf_counter() - start
+    return tally
+
+
+def _record_epoch(history: History, epoch: int, start_lr: float, tally: _Tally,
+                  test_acc: float | None) -> None:
+    seconds = tally.seconds
+    history.epoch.append(epoch)
+    history.train_loss.append(float(np.mean(tally.losses)))
+    history.train_acc.append(tally.accuracy)
+    history.lr.append(start_lr)
+    history.seconds.append(seconds)
+    history.images_per_second.append(tally.seen / seconds if seconds > 0 else float("inf"))
+    history.step_loss.extend(float(v) for v in tally.losses)
+    history.test_acc.append(test_acc)
+
+
+def _epoch_postfix(history: History) -> dict:
+    """What the progress bar shows at the end of an epoch."""
+    postfix = {"loss": f"{history.train_loss[-1]:.4f}"}
+    if history.train_acc[-1] is not None:
+        postfix["train"] = f"{100 * history.train_acc[-1]:.1f}%"
+    if history.test_acc[-1] is not None:
+        postfix["test"] = f"{100 * history.test_acc[-1]:.2f}%"
+    return postfix

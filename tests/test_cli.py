@@ -62,6 +62,14 @@ def test_defaults_are_the_tuned_ones():
 @pytest.mark.parametrize("argv, message", [
     (["train", "--epochs", "0"], "expected a positive integer, got 0"),
     (["train", "--lr", "-1"], "expected a positive number, got -1"),
+    (["train", "--lr", "nan"], "expected a positive number, got nan"),
+    (["train", "--lr", "fast"], "expected a positive number, got 'fast'"),
+    (["train", "--epochs", "2.5"], "expected a positive integer, got '2.5'"),
+    (["train", "--batch-size", "-07"], "expected a positive integer, got -7"),
+    (["train", "--seed", "-1"], "expected an integer >= 0, got -1"),
+    (["train", "--threads", "x"], "expected an integer >= 0, got 'x'"),
+    (["train", "--weight-decay=-1e-3"], "expected a number >= 0, got -1e-3"),
+    (["train", "--weight-decay", "inf"], "expected a number >= 0, got inf"),
     (["train", "--data", "web"], "invalid choice: 'web'"),
     ([], "the following arguments are required: COMMAND"),
 ])

@@ -197,6 +197,50 @@ def test_fit_progress_bar(sample, capsys):
     assert "epoch 1/1" in err and "loss" in err and "test" in err
 
 
+class _Guesser:
+    """A model that learns nothing and always scores class 0 highest."""
+
+    def __init__(self, with_scores):
+        self.params = {"w": np.zeros(2)}
+        if with_scores:
+            self.loss_and_scores = self._loss_and_scores
+
+    def _loss_and_scores(self, x, y):
+        scores = np.zeros((len(y), 10))
+        scores[:, 0] = 1.0
+        return 1.5, {"w": np.zeros(2)}, scores
+
+    def loss(self, x, y):
+        return self._loss_and_scores(x, y)[:2]
+
+    def predict(self, x, batch_size=1000):
+        return np.zeros(len(x), dtype=np.int64)
+
+
+def test_fit_counts_training_accuracy_from_the_models_scores():
+    y = np.array([0, 0, 0, 1, 2, 3, 4, 5])  # 3 of 8 are class 0
+    data = (np.zeros((8, 28, 28), dtype=np.uint8), y)
+    history = fit(_Guesser(with_scores=True), data, epochs=2, batch_size=3, eval_data=data,
+                  progress=False)
+    assert history.train_acc == [3 / 8, 3 / 8] and history.test_acc == [3 / 8, 3 / 8]
+    assert history.step_loss == [1.5] * 6
+    without = fit(_Guesser(with_scores=False), data, epochs=2, batch_size=3, eval_data=data,
+                  progress=False)
+    assert without.train_acc == [None, None] and without.test_acc == [3 / 8, 3 / 8]
+
+
+def test_lenet_loss_and_scores_agree_with_loss_and_forward(sample):
+    model = LeNet5(seed=2, dtype=np.float64)
+    x, y = _small(sample, 5)
+    loss, grads, scores = model.loss_and_scores(x, y)
+    np.testing.assert_array_equal(scores, model.forward(x))
+    plain_loss, plain_grads = model.loss(x, y)
+    assert loss == plain_loss and grads.keys() == plain_grads.keys()
+    for name in grads:
+        np.testing.assert_array_equal(grads[name], plain_grads[name])
+    assert not hasattr(model, "last_scores")
+
+
 @pytest.mark.parametrize("kwargs, match", [
     ({"data": (np.zeros((3, 28, 28)), np.zeros(2, int))}, "3 images but 2 labels"),
     ({"data": (np.zeros((3, 28, 28)), np.zeros(3))}, "data labels must be integers"),

@@ -156,6 +156,9 @@ def test_dilated_kernel_gives_dilated_correlation(image, kernel, d):
         (lambda: cs.correlate2d(np.ones((3, 5)), np.ones((5, 3)), "valid"),
          r"in1 and in2: for 'valid' mode one must be at least as large"),
         (lambda: cs.fftconvolve(np.ones((2, 2)), np.ones(2)), r"in2 must be 2-D"),
+        (lambda: cs.fftconvolve(np.ones((3, 5)), np.ones((5, 3)), "valid"),
+         r"in1 and in2: for 'valid' mode one must be at least as large as the other in every "
+         r"dimension, got shapes \(3, 5\) and \(5, 3\)"),
         (lambda: cs.fftconvolve(np.ones((2, 2, 2)), np.ones(2)), r"in1 must be 1-D or 2-D"),
         (lambda: cs.convolution_matrix([1, 2], 0), r"n must be positive, got 0"),
         (lambda: cs.convolution_matrix([1, 2], 2.5), r"n must be an integer, got 2.5"),

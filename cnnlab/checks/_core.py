@@ -387,12 +387,14 @@ def register(cls: type[Check]) -> type[Check]:
 
 def get_check(name: str) -> Check:
     """Return the registered check ``name`` (importing its module on first use)."""
-    if name not in REGISTRY:
-        group = name.split(".")[0]
+    group = name.split(".")[0]
+    if name not in REGISTRY and group.isidentifier():
+        module = f"{__package__}.{group}"
         try:
-            importlib.import_module(f"cnnlab.checks.{group}")
-        except ModuleNotFoundError:
-            pass
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:  # a dependency missing inside the check module
+                raise
     if name not in REGISTRY:
         raise ValueError(f"name must be a registered check, got {name!r}")
     return REGISTRY[name]

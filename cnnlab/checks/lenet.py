@@ -23,7 +23,7 @@ import math
 import numpy as np
 
 from cnnlab.checks._core import Case, Check, agree, not_implemented, register, stub_in_traceback
-from cnnlab.checks.layers import conv_backward_loop, conv_reference
+from cnnlab.checks.conv import conv_backward_loop, conv_reference
 from cnnlab.checks.pooling import max_routing, pool_loop, spread
 
 #: MNIST's pixel mean and standard deviation, with which LeNet5.prepare standardizes.

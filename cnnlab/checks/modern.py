@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from cnnlab.checks._core import Case, grading_side, register
-from cnnlab.checks.layers import _LayerCheck, random_shape, with_zeros
+from cnnlab.checks.conv import _LayerCheck
+from cnnlab.checks.dense import random_shape, with_zeros
 
 
 def _image_shape(rng, square_channels=False):

@@ -24,6 +24,26 @@ def crop(full, start, shape):
     return full[tuple(slice(s, s + n) for s, n in zip(start, shape))]
 
 
+def pair_cases(rng, count, ndim):
+    """Seeded random cases of f(in1, in2, mode) with ``ndim``-dimensional inputs."""
+    cases = []
+    for i in range(count):
+        dtype = ("float64", "int64", "complex")[i % 3]
+        mode = MODES[i % 3 if i < 3 else rng.integers(3)]
+        shape1 = tuple(int(n) for n in rng.integers(1, 9, size=ndim))
+        shape2 = tuple(int(n) for n in rng.integers(1, 6, size=ndim))
+        if i % 4 == 3:  # the second input larger than the first
+            shape1, shape2 = shape2, shape1
+        if mode == "valid":  # SciPy refuses shapes where neither fits in the other
+            shape2 = tuple(min(a, b) for a, b in zip(shape1, shape2))
+        cases.append(Case(f"random case {i}", {
+            "in1": random_array(rng, shape1, dtype),
+            "in2": random_array(rng, shape2, dtype),
+            "mode": mode,
+        }))
+    return cases
+
+
 class _PairCheck(Check):
     """Checks of f(in1, in2, mode) against the SciPy function of the same name."""
 
@@ -38,22 +58,7 @@ class _PairCheck(Check):
                 for m in MODES]
 
     def random_cases(self, rng, count):
-        cases = []
-        for i in range(count):
-            dtype = ("float64", "int64", "complex")[i % 3]
-            mode = MODES[i % 3 if i < 3 else rng.integers(3)]
-            shape1 = tuple(int(n) for n in rng.integers(1, 9, size=self.ndim))
-            shape2 = tuple(int(n) for n in rng.integers(1, 6, size=self.ndim))
-            if i % 4 == 3:  # the second input larger than the first
-                shape1, shape2 = shape2, shape1
-            if mode == "valid":  # SciPy refuses shapes where neither fits in the other
-                shape2 = tuple(min(a, b) for a, b in zip(shape1, shape2))
-            cases.append(Case(f"random case {i}", {
-                "in1": random_array(rng, shape1, dtype),
-                "in2": random_array(rng, shape2, dtype),
-                "mode": mode,
-            }))
-        return cases
+        return pair_cases(rng, count, self.ndim)
 
     def reference(self, in1, in2, mode):
         return {"out": self.scipy_function(in1, in2, mode)}
@@ -151,12 +156,8 @@ class FFTConvolve(_PairCheck):
 
     def random_cases(self, rng, count):
         half = count // 2
-        one_d = super().random_cases(rng, count - half)
-        self.ndim = 2
-        try:
-            two_d = super().random_cases(rng, half)
-        finally:
-            self.ndim = 1
+        one_d = pair_cases(rng, count - half, ndim=1)
+        two_d = pair_cases(rng, half, ndim=2)
         return one_d + [Case(f"random 2-D case {i}", c.inputs) for i, c in enumerate(two_d)]
 
     def mistakes(self, in1, in2, mode):

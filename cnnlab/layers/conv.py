@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from cnnlab._validate import as_numeric_array, as_pair
+from cnnlab._validate import as_numeric_array, as_pair, as_real_array, check_cache, checked_dout
 from cnnlab.signal import convolve2d, correlate2d
 
 __all__ = [
@@ -36,20 +36,6 @@ __all__ = [
     "conv_grad_bias",
     "conv_grad_kernel",
 ]
-
-
-def _real_array(value, name: str, ndim: int, layout: str) -> np.ndarray:
-    """Return ``value`` as a non-empty real array with ``ndim`` dimensions."""
-    array = as_numeric_array(value, name, allow_empty=True)
-    if array.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-D {layout}, got an array with "
-                         f"ndim={array.ndim} (shape {array.shape})")
-    if array.size == 0:
-        raise ValueError(f"{name} must not be empty, got shape {array.shape}")
-    if array.dtype.kind == "c":
-        raise ValueError(f"{name} must be a real (integer or float) array, got dtype "
-                         f"{array.dtype}")
-    return array
 
 
 def conv2d_forward(x, w, b, stride=1, padding=0, dilation=1):
@@ -107,8 +93,8 @@ def conv2d_forward(x, w, b, stride=1, padding=0, dilation=1):
     ...                stride=2, padding=1)[0].shape
     (2, 6, 13, 13)
     """
-    x = _real_array(x, "x", 4, "(N, C, H, W)")
-    w = _real_array(w, "w", 4, "(F, C, KH, KW)")
+    x = as_real_array(x, "x", 4, "(N, C, H, W)")
+    w = as_real_array(w, "w", 4, "(F, C, KH, KW)")
     b = as_numeric_array(b, "b", allow_empty=True)
     if b.shape != (w.shape[0],) or b.dtype.kind == "c":
         raise ValueError(f"b must be a real array of shape (F,) = ({w.shape[0]},), one bias "
@@ -208,13 +194,8 @@ def conv2d_backward(dout, cache, need_dx=True):
     array([4.])
     """
     keys = ("x", "w", "stride", "padding", "dilation", "out_shape")
-    if not isinstance(cache, dict) or not all(key in cache for key in keys):
-        raise ValueError(f"cache must be the cache returned by conv2d_forward, a dict with "
-                         f"keys {keys}, got {type(cache).__name__}")
-    dout = _real_array(dout, "dout", 4, "(N, F, OH, OW)")
-    if dout.shape != tuple(cache["out_shape"]):
-        raise ValueError(f"dout must have the shape of the forward output "
-                         f"{tuple(cache['out_shape'])}, got {dout.shape}")
+    check_cache(cache, "conv2d_forward", keys)
+    dout = checked_dout(dout, cache["out_shape"], ndim=4, layout="(N, F, OH, OW)")
     # BEGIN SOLUTION
     x, w, cols = cache["x"], cache["w"], cache.get("cols")
     (sh, sw), (ph, pw) = cache["stride"], cache["padding"]

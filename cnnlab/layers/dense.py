@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnlab._validate import as_numeric_array
+from cnnlab._validate import as_numeric_array, as_real_array, check_cache, checked_dout
 
 __all__ = [
     "flatten",
@@ -39,31 +39,6 @@ __all__ = [
     "tanh_backward",
     "tanh_forward",
 ]
-
-
-def _real(value, name: str, ndim=None) -> np.ndarray:
-    """Return ``value`` as a non-empty real (integer or float) array."""
-    array = as_numeric_array(value, name, ndim=ndim)
-    if array.dtype.kind == "c":
-        raise ValueError(f"{name} must be a real (integer or float) array, got dtype "
-                         f"{array.dtype}")
-    return array
-
-
-def _check_cache(cache, forward: str, keys: tuple[str, ...]) -> None:
-    """Check that ``cache`` is a dict with ``keys``, as returned by ``forward``."""
-    if not isinstance(cache, dict) or not all(key in cache for key in keys):
-        raise ValueError(f"cache must be the cache returned by {forward}, a dict with keys "
-                         f"{keys}, got {type(cache).__name__}")
-
-
-def _checked_dout(dout, shape: tuple[int, ...], forward: str) -> np.ndarray:
-    """Return ``dout`` as a real array of the forward output's ``shape``."""
-    dout = _real(dout, "dout")
-    if dout.shape != tuple(shape):
-        raise ValueError(f"dout must have the shape of {forward}'s output {tuple(shape)}, "
-                         f"got {dout.shape}")
-    return dout
 
 
 # --------------------------------------------------------------------------- linear
@@ -104,9 +79,9 @@ def linear_forward(x, w, b):
            [ 5.,  9.,  7.],
            [ 8., 13.,  5.]])
     """
-    x = _real(x, "x", ndim=2)
-    w = _real(w, "w", ndim=2)
-    b = _real(b, "b")
+    x = as_real_array(x, "x", ndim=2)
+    w = as_real_array(w, "w", ndim=2)
+    b = as_real_array(b, "b")
     if x.shape[1] != w.shape[0]:
         raise ValueError(f"x has D={x.shape[1]} features per row but w expects D={w.shape[0]}: "
                          f"x.shape[1] must equal w.shape[0], got x.shape={x.shape} and "
@@ -161,8 +136,8 @@ def linear_backward(dout, cache):
     >>> db
     array([1., 1., 1.])
     """
-    _check_cache(cache, "linear_forward", ("x", "w"))
-    dout = _checked_dout(dout, (cache["x"].shape[0], cache["w"].shape[1]), "linear_forward")
+    check_cache(cache, "linear_forward", ("x", "w"))
+    dout = checked_dout(dout, (cache["x"].shape[0], cache["w"].shape[1]), "linear_forward")
     # BEGIN SOLUTION
     x, w = cache["x"], cache["w"]
     dx = dout @ w.T
@@ -200,7 +175,7 @@ def relu_forward(x):
     >>> relu_forward(np.array([-2.0, 0.0, 3.0]))[0]
     array([0., 0., 3.])
     """
-    x = _real(x, "x")
+    x = as_real_array(x, "x")
     # BEGIN SOLUTION
     out = np.maximum(x, 0)
     # END SOLUTION
@@ -235,8 +210,8 @@ def relu_backward(dout, cache):
     >>> relu_backward(np.array([5.0, 5.0, 5.0]), cache)
     array([0., 0., 5.])
     """
-    _check_cache(cache, "relu_forward", ("out",))
-    dout = _checked_dout(dout, cache["out"].shape, "relu_forward")
+    check_cache(cache, "relu_forward", ("out",))
+    dout = checked_dout(dout, cache["out"].shape, "relu_forward")
     # BEGIN SOLUTION
     return np.where(cache["out"] > 0, dout, 0).astype(dout.dtype, copy=False)
     # END SOLUTION
@@ -267,7 +242,7 @@ def tanh_forward(x):
     >>> np.round(tanh_forward(np.array([-1.0, 0.0, 2.0]))[0], 4)
     array([-0.7616,  0.    ,  0.964 ])
     """
-    x = _real(x, "x")
+    x = as_real_array(x, "x")
     # BEGIN SOLUTION
     out = np.tanh(x)
     # END SOLUTION
@@ -299,8 +274,8 @@ def tanh_backward(dout, cache):
     >>> np.round(tanh_backward(np.array([1.0, 1.0]), cache), 4)
     array([1.   , 0.42])
     """
-    _check_cache(cache, "tanh_forward", ("out",))
-    dout = _checked_dout(dout, cache["out"].shape, "tanh_forward")
+    check_cache(cache, "tanh_forward", ("out",))
+    dout = checked_dout(dout, cache["out"].shape, "tanh_forward")
     # BEGIN SOLUTION
     out = cache["out"]
     return dout * (1 - out * out)
@@ -335,7 +310,7 @@ def sigmoid_forward(x):
     >>> np.round(sigmoid_forward(np.array([-1000.0, 0.0, 2.0]))[0], 4)
     array([0.    , 0.5   , 0.8808])
     """
-    x = _real(x, "x")
+    x = as_real_array(x, "x")
     # BEGIN SOLUTION
     if x.dtype.kind != "f":
         x = x.astype(np.float64)
@@ -369,8 +344,8 @@ def sigmoid_backward(dout, cache):
     >>> sigmoid_backward(np.array([1.0]), cache)
     array([0.25])
     """
-    _check_cache(cache, "sigmoid_forward", ("out",))
-    dout = _checked_dout(dout, cache["out"].shape, "sigmoid_forward")
+    check_cache(cache, "sigmoid_forward", ("out",))
+    dout = checked_dout(dout, cache["out"].shape, "sigmoid_forward")
     # BEGIN SOLUTION
     out = cache["out"]
     return dout * out * (1 - out)
@@ -468,9 +443,9 @@ def flatten_backward(dout, cache):
     >>> flatten_backward(np.ones((2, 48)), cache).shape
     (2, 3, 4, 4)
     """
-    _check_cache(cache, "flatten_forward", ("shape",))
+    check_cache(cache, "flatten_forward", ("shape",))
     shape = tuple(cache["shape"])
-    dout = _checked_dout(dout, (shape[0], int(np.prod(shape[1:], dtype=np.int64))),
+    dout = checked_dout(dout, (shape[0], int(np.prod(shape[1:], dtype=np.int64))),
                          "flatten_forward")
     # BEGIN SOLUTION
     return dout.reshape(shape)
@@ -522,7 +497,7 @@ def softmax_cross_entropy(scores, y):
     >>> loss
     1000.0
     """
-    scores = _real(scores, "scores", ndim=2)
+    scores = as_real_array(scores, "scores", ndim=2)
     y = as_numeric_array(y, "y", ndim=1)
     if y.dtype.kind not in "iu":
         raise ValueError(f"y must be an array of integer class labels, got dtype {y.dtype}")

@@ -14,7 +14,7 @@ import numbers
 
 import numpy as np
 
-from cnnlab.layers.dense import _check_cache, _checked_dout, _real
+from cnnlab._validate import as_real_array, check_cache, check_real, checked_dout
 
 __all__ = [
     "batchnorm2d_backward",
@@ -42,10 +42,7 @@ def _mode(mode) -> str:
 
 def _number(value, name: str, low=None, high=None, high_open=False) -> float:
     """``value`` as a finite float in ``[low, high]`` (or ``[low, high)``)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or \
-            not np.isfinite(float(value)):
-        raise ValueError(f"{name} must be a finite real number, got {value!r}")
-    value = float(value)
+    value = check_real(value, name)
     if (low is not None and value < low) or (high is not None and (
             value > high or (high_open and value == high))):
         bracket = ")" if high_open else "]"
@@ -102,9 +99,9 @@ def conv1x1_forward(x, w, b):
             [[ 6.,  6.],
              [ 6.,  6.]]]])
     """
-    x = _real(x, "x", ndim=4)
-    w = _real(w, "w", ndim=4)
-    b = _real(b, "b")
+    x = as_real_array(x, "x", ndim=4)
+    w = as_real_array(w, "w", ndim=4)
+    b = as_real_array(b, "b")
     if w.shape[1:] != (x.shape[1], 1, 1):
         raise ValueError(f"w must have shape (F, C, 1, 1) with C = {x.shape[1]} channels of x, "
                          f"got shape {w.shape}")
@@ -145,7 +142,7 @@ def global_avg_pool_forward(x):
     >>> global_avg_pool_forward(np.arange(8.0).reshape(1, 2, 2, 2))[0]
     array([[1.5, 5.5]])
     """
-    x = _real(x, "x", ndim=4)
+    x = as_real_array(x, "x", ndim=4)
     # BEGIN SOLUTION
     out = x.mean(axis=(2, 3))
     # END SOLUTION
@@ -177,11 +174,11 @@ def global_avg_pool_backward(dout, cache):
     array([[[[1., 1.],
              [1., 1.]]]])
     """
-    _check_cache(cache, "global_avg_pool_forward", ("shape",))
+    check_cache(cache, "global_avg_pool_forward", ("shape",))
     shape = tuple(int(s) for s in cache["shape"])
     if len(shape) != 4:
         raise ValueError(f"cache['shape'] must be an (N, C, H, W) shape, got {shape}")
-    dout = _checked_dout(dout, shape[:2], "global_avg_pool_forward")
+    dout = checked_dout(dout, shape[:2], "global_avg_pool_forward")
     # BEGIN SOLUTION
     n, c, h, w = shape
     dx = np.broadcast_to(dout[:, :, None, None] / (h * w), shape).copy()
@@ -218,7 +215,7 @@ def leaky_relu_forward(x, negative_slope=0.01):
     >>> leaky_relu_forward(np.array([-2.0, 0.0, 3.0]), 0.1)[0]
     array([-0.2,  0. ,  3. ])
     """
-    x = _real(x, "x")
+    x = as_real_array(x, "x")
     negative_slope = _number(negative_slope, "negative_slope", low=0.0)
     # BEGIN SOLUTION
     out = np.where(x > 0, x, negative_slope * x)
@@ -252,9 +249,9 @@ def leaky_relu_backward(dout, cache):
     >>> leaky_relu_backward(np.array([5.0, 5.0, 5.0]), cache)
     array([0.5, 0.5, 5. ])
     """
-    _check_cache(cache, "leaky_relu_forward", ("x", "negative_slope"))
+    check_cache(cache, "leaky_relu_forward", ("x", "negative_slope"))
     x = np.asarray(cache["x"])
-    dout = _checked_dout(dout, x.shape, "leaky_relu_forward")
+    dout = checked_dout(dout, x.shape, "leaky_relu_forward")
     # BEGIN SOLUTION
     return np.where(x > 0, dout, cache["negative_slope"] * dout)
     # END SOLUTION
@@ -414,9 +411,9 @@ def batchnorm2d_forward(x, gamma, beta, running_mean, running_var, mode="train",
     >>> mean, np.round(var, 4)
     (array([0.4]), array([1.5667]))
     """
-    x = _real(x, "x", ndim=4)
+    x = as_real_array(x, "x", ndim=4)
     c = x.shape[1]
-    gamma, beta = _real(gamma, "gamma", ndim=1), _real(beta, "beta", ndim=1)
+    gamma, beta = as_real_array(gamma, "gamma", ndim=1), as_real_array(beta, "beta", ndim=1)
     for name, value in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean),
                         ("running_var", running_var)):
         if np.shape(value) != (c,):
@@ -485,9 +482,9 @@ def batchnorm2d_backward(dout, cache):
     >>> np.abs(dx).max() < 1e-12, dbeta
     (np.True_, array([4.]))
     """
-    _check_cache(cache, "batchnorm2d_forward", ("mode", "x_hat", "inv_std", "gamma"))
+    check_cache(cache, "batchnorm2d_forward", ("mode", "x_hat", "inv_std", "gamma"))
     x_hat = np.asarray(cache["x_hat"])
-    dout = _checked_dout(dout, x_hat.shape, "batchnorm2d_forward")
+    dout = checked_dout(dout, x_hat.shape, "batchnorm2d_forward")
     mode = _mode(cache["mode"])
     # BEGIN SOLUTION
     axes = (0, 2, 3)
@@ -541,7 +538,7 @@ def dropout_forward(x, p=0.5, mode="train", seed=None):
     >>> dropout_forward(np.ones(3), p=0.5, mode="eval")[0]
     array([1., 1., 1.])
     """
-    x = _real(x, "x")
+    x = as_real_array(x, "x")
     p = _number(p, "p", 0.0, 1.0, high_open=True)
     mode = _mode(mode)
     seed = _seed(seed)
@@ -578,11 +575,11 @@ def dropout_backward(dout, cache):
     >>> dropout_backward(np.arange(6.0), cache)
     array([ 0.,  0.,  0.,  0.,  8., 10.])
     """
-    _check_cache(cache, "dropout_forward", ("mode", "p", "mask"))
+    check_cache(cache, "dropout_forward", ("mode", "p", "mask"))
     mode = _mode(cache["mode"])
-    dout = _real(dout, "dout")
+    dout = as_real_array(dout, "dout")
     if mode == "train":
-        dout = _checked_dout(dout, np.shape(cache["mask"]), "dropout_forward")
+        dout = checked_dout(dout, np.shape(cache["mask"]), "dropout_forward")
     # BEGIN SOLUTION
     if mode == "eval":
         return dout.copy()

@@ -75,3 +75,19 @@ WRONG = {
         ("ratio of norms", lambda ref: relative_error_of_norms),
     ],
 }
+
+# The hint (a regular expression) each wrong version must get from check(name); where the
+# check has none for it, what the plain description of the difference must say instead.
+HINTS = {
+    ("gradcheck.numerical_gradient", "forward (one-sided) difference"):
+        r"one-sided \(forward\) difference",
+    ("gradcheck.numerical_gradient", "x not restored"): r"x was not restored",
+    ("gradcheck.numerical_gradient", "divided by h instead of 2h"): r"divides by 2h",
+    ("gradcheck.numerical_gradient", "df ignored"): r"differentiate sum\(f\(\) \* df\)",
+    ("gradcheck.relative_error", "denominator max(|a|, |b|)"): r"not max\(\|a\|, \|b\|\)",
+    ("gradcheck.relative_error", "denominator |a| only"): r"not \|a\| alone",
+    ("gradcheck.relative_error", "eps added instead of a floor"): r"not \|a\| \+ \|b\| \+ eps",
+    ("gradcheck.relative_error", "no floor (0 / 0 = NaN)"): r"floor the denominator at eps",
+    ("gradcheck.relative_error", "mean instead of max"): r"not the mean",
+    ("gradcheck.relative_error", "ratio of norms"): r"not a ratio of norms",
+}

@@ -127,6 +127,31 @@ WRONG = {
     ],
 }
 
+# The hint (a regular expression) each wrong version must get from check(name); where the
+# check has none for it, what the plain description of the difference must say instead.
+HINTS = {
+    ("layers.conv_delta_input", "'valid' instead of 'full'"): r"the 'valid' convolution",
+    ("layers.conv_delta_input", "no kernel rotation (correlation)"):
+        r"rotated by 180 degrees",
+    ("layers.conv_delta_input", "'same' instead of 'full'"): r"the 'same' convolution",
+    ("layers.conv_grad_kernel", "convolution instead of correlation"):
+        r"must be a correlation of the input with δ, not a convolution",
+    ("layers.conv_grad_kernel", "'full' instead of 'valid'"): r"'full' correlation",
+    ("layers.conv_grad_bias", "mean instead of sum"): r"the mean of δ",
+    ("layers.conv2d_forward", "convolution (flipped kernel)"): r"do not rotate the kernel",
+    ("layers.conv2d_forward", "stride ignored"): r"stride was ignored",
+    ("layers.conv2d_forward", "padding ignored"): r"padding was ignored",
+    ("layers.conv2d_forward", "dilation ignored"): r"dilation was ignored",
+    ("layers.conv2d_forward", "bias missing"): r"bias is missing",
+    ("layers.conv2d_backward", "dw from a convolution"):
+        r"dw: the kernel gradient must be a correlation of the input with δ",
+    ("layers.conv2d_backward", "dx keeps the padding"): r"dx still has the padding",
+    ("layers.conv2d_backward", "dx from a correlation"): r"full convolution δ \* K",
+    ("layers.conv2d_backward", "dx overwritten on overlapping receptive fields"):
+        r"add their contributions, don't overwrite",
+    ("layers.conv2d_backward", "db per image"): r"db: sum δ over the batch",
+}
+
 
 # ---------------------------------------------------------------- dense layers (ps3)
 def linear_forward_without_bias(original):
@@ -255,8 +280,8 @@ def softmax_cross_entropy_with(divide_loss=True, divide_grad=True, stable=True, 
     return make
 
 
-# Not in WRONG: test_checks_ps2 takes every entry of WRONG to be a check of problem set 2.
-# tests/wrong_versions/lenet.py registers these for the notebook tests.
+# Not in WRONG, which holds the checks of problem set 2: tests/wrong_versions/lenet.py
+# registers these with the checks of problem set 3.
 WRONG_DENSE = {
     "layers.linear_forward": [("bias missing", linear_forward_without_bias)],
     "layers.linear_backward": [
@@ -299,4 +324,39 @@ WRONG_DENSE = {
         ("no max subtraction (overflow)", softmax_cross_entropy_with(stable=False)),
         ("gradient sign flipped", softmax_cross_entropy_with(sign=-1.0)),
     ],
+}
+
+# The hint (a regular expression) each wrong version must get from check(name); where the
+# check has none for it, what the plain description of the difference must say instead.
+HINTS_DENSE = {
+    ("layers.linear_forward", "bias missing"): r"the bias is missing",
+    ("layers.linear_backward", "dw transposed (dout.T @ x)"): r"dw must have w's shape",
+    ("layers.linear_backward", "dw = x @ dout (x not transposed)"): r"x must be transposed",
+    ("layers.linear_backward", "db not summed over the batch"): r"db must have shape \(M,\)",
+    ("layers.linear_backward", "db averaged over the batch"): r"db: sum δ over the batch; its mean",
+    ("layers.linear_backward", "db summed over the units"): r"db: sum δ over the batch \(axis 0\)",
+    ("layers.linear_backward", "dx = dout @ w (w not transposed)"): r"linear_backward raised",
+    ("layers.relu_forward", "np.max instead of np.maximum"): r"np\.maximum\(x, 0\), elementwise",
+    ("layers.relu_backward", "gradient passed where x < 0 (out >= 0)"):
+        r"the gradient must be 0 where the unit was off",
+    ("layers.relu_backward", "dout times out"): r"not by the output",
+    ("layers.tanh_forward", "exp formula (overflows)"): r"exp\(800\) overflows",
+    ("layers.tanh_backward", "1 - tanh(out)**2 (cache taken for x)"):
+        r"the cache holds out = tanh\(x\), not x",
+    ("layers.tanh_backward", "1 - out (square missing)"): r"the square is missing",
+    ("layers.sigmoid_forward", "sign of the exponent flipped"): r"sign of the exponent",
+    ("layers.sigmoid_forward", "e^x / (1 + e^x) (overflows)"): r"exp\(800\) overflows",
+    ("layers.sigmoid_backward", "(1 - s) factor missing"): r"the factor \(1 - σ\) is missing",
+    ("layers.sigmoid_backward", "sigmoid of the cache (cache taken for x)"):
+        r"the cache holds out = σ\(x\), not x",
+    ("layers.flatten", "channels last"): r"do not move the channel axis",
+    ("layers.flatten", "ravel: no batch axis"): r"keep the batch axis",
+    ("layers.flatten_backward", "Fortran order"): r"not Fortran order",
+    ("layers.flatten_backward", "not reshaped"): r"get back the input's shape",
+    ("layers.softmax_cross_entropy", "not divided by N"):
+        r"divide by N: the loss is the mean over the batch",
+    ("layers.softmax_cross_entropy", "gradient not divided by N"): r"divide it by N too",
+    ("layers.softmax_cross_entropy", "no max subtraction (overflow)"):
+        r"Subtract each row's maximum",
+    ("layers.softmax_cross_entropy", "gradient sign flipped"): r"the sign of the gradient",
 }

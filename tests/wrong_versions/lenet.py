@@ -11,7 +11,7 @@ from cnnlab.layers import (
     linear_forward,
 )
 from cnnlab.lenet import ACTIVATIONS, POOLINGS
-from tests.wrong_versions.layers import WRONG_DENSE
+from tests.wrong_versions.layers import HINTS_DENSE, WRONG_DENSE
 
 
 def forward_with(act_on_scores=False, conv_act=True, dense_act=True, act_after_avg_pool=False,
@@ -78,7 +78,7 @@ def backward_with(skip=(), forward_order=False):
 
 WRONG = {
     # The dense layers' wrong versions sit in layers.py, next to the convolution's; they
-    # are registered here because test_checks_ps2 reads every entry of layers.WRONG.
+    # are registered here, with the lenet checks of problem set 3.
     **WRONG_DENSE,
     "lenet.lenet_forward": [
         ("activation on the scores", forward_with(act_on_scores=True)),
@@ -94,4 +94,25 @@ WRONG = {
         ("hidden activations skipped", backward_with(skip=("F5", "F6", "F7"))),
         ("caches walked in forward order", backward_with(forward_order=True)),
     ],
+}
+
+# The hint (a regular expression) each wrong version must get from check(name); where the
+# check has none for it, what the plain description of the difference must say instead.
+HINTS = {
+    **HINTS_DENSE,
+    ("lenet.lenet_forward", "activation on the scores"): r"must not go through the activation",
+    ("lenet.lenet_forward", "no activation after the convolutions"):
+        r"activation after C1 and C3 is missing",
+    ("lenet.lenet_forward", "no activation after the hidden layers"):
+        r"activation after the hidden fully connected layers is missing",
+    ("lenet.lenet_forward", "average pooling before the activation"):
+        r"apply the activation before the pooling",
+    ("lenet.lenet_forward", "flattened channels last"): r"flatten each image in C order",
+    ("lenet.lenet_forward", "input not prepared"): r"lenet_forward raised",
+    ("lenet.lenet_backward", "activations skipped"): r"the activations' backward is missing",
+    ("lenet.lenet_backward", "conv activations skipped"):
+        r"activations after C1 and C3 .* is missing",
+    ("lenet.lenet_backward", "hidden activations skipped"):
+        r"activations after the hidden layers .* is missing",
+    ("lenet.lenet_backward", "caches walked in forward order"): r"lenet_backward raised",
 }

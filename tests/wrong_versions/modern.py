@@ -243,3 +243,48 @@ WRONG = {
         ("mask ignored", dropout_backward_with(use_mask=False)),
     ],
 }
+
+# The hint (a regular expression) each wrong version must get from check(name); where the
+# check has none for it, what the plain description of the difference must say instead.
+HINTS = {
+    ("layers.conv1x1_forward", "bias missing"): r"the bias is missing",
+    ("layers.conv1x1_forward", "reshaped without moving the channel axis"):
+        r"mixes channels and positions",
+    ("layers.conv1x1_forward", "weights transposed"): r"the weight matrix is transposed",
+    ("layers.global_avg_pool_forward", "sum, not mean"): r"that is the sum of each map",
+    ("layers.global_avg_pool_forward", "keepdims"): r"without keepdims",
+    ("layers.global_avg_pool_backward", "not divided by H·W"): r"divide dout by H·W",
+    ("layers.global_avg_pool_backward", "gradient to one position only"):
+        r"not only one",
+    ("layers.leaky_relu_forward", "slope on the positive side"):
+        r"the slope belongs to the negative side",
+    ("layers.leaky_relu_forward", "plain ReLU"): r"that is the plain ReLU",
+    ("layers.leaky_relu_backward", "ReLU's backward"): r"not 0 \(that is ReLU's backward\)",
+    ("layers.leaky_relu_backward", "slope on the positive side"):
+        r"the slope belongs to the negative side",
+    ("layers.he_init", "variance used as std"): r"2 / fan_in is the variance",
+    ("layers.he_init", "fan_out"): r"He uses fan_in",
+    ("layers.he_init", "conv fan_in without the kernel area"): r"fan_in is C·kh·kw",
+    ("layers.glorot_init", "normal, not uniform"): r"not from a normal distribution",
+    ("layers.glorot_init", "limit from fan_in alone"): r"Glorot averages the fans",
+    ("layers.batchnorm2d_forward", "batch statistics in eval mode"):
+        r"in eval mode normalise with running_mean and running_var",
+    ("layers.batchnorm2d_forward", "running statistics not updated"):
+        r"update running_mean and running_var in place",
+    ("layers.batchnorm2d_forward", "running variance biased"): r"unbiased variance",
+    ("layers.batchnorm2d_forward", "momentum reversed"):
+        r"momentum is the weight of the new batch statistics",
+    ("layers.batchnorm2d_backward", "without the mean terms"): r"the mean terms are missing",
+    ("layers.batchnorm2d_backward", "without the variance term"):
+        r"the term of the variance, .* is missing",
+    ("layers.batchnorm2d_backward", "train formula in eval mode"):
+        r"in eval mode the running statistics are constants",
+    ("layers.batchnorm2d_backward", "dgamma summed over the batch only"):
+        r"dgamma and dbeta have shape \(C,\)",
+    ("layers.dropout_forward", "not rescaled"): r"divides the kept entries by 1 - p",
+    ("layers.dropout_forward", "dropout in eval mode"): r"in eval mode dropout does nothing",
+    ("layers.dropout_forward", "mask flipped"): r"p is the probability of dropping",
+    ("layers.dropout_forward", "multiplied by 1 - p"): r"do not multiply them",
+    ("layers.dropout_backward", "not rescaled"): r"so does the backward pass",
+    ("layers.dropout_backward", "mask ignored"): r"multiply by the mask",
+}

@@ -61,3 +61,20 @@ WRONG = {
         ("momentum ignored", sgd_without_momentum),
     ],
 }
+
+# The hint (a regular expression) each wrong version must get from check(name); where the
+# check has none for it, what the plain description of the difference must say instead.
+HINTS = {
+    ("optim.sgd_update", "no momentum"): r"param moved as in plain gradient descent",
+    ("optim.sgd_update", "velocity rebound, not updated in place"):
+        r"update velocity in place",
+    ("optim.sgd_update", "param rebound, not updated in place"): r"param did not change",
+    ("optim.sgd_update", "weight decay ignored"): r"the weight decay is ignored",
+    ("optim.sgd_update", "weight decay outside the momentum"):
+        r"the weight decay belongs in g, before the momentum",
+    ("optim.sgd_update", "nesterov ignored"): r"Nesterov momentum is ignored",
+    ("optim.sgd_update", "lr folded into the velocity"): r"keep lr out of the velocity",
+    ("optim.SGD", "weight decay applied to the biases"): r"biases \(1-D arrays\) must not be "
+                                                          r"decayed",
+    ("optim.SGD", "momentum ignored"): r"the momentum is ignored",
+}

@@ -202,3 +202,32 @@ WRONG = {
         ("overwriting on overlapping windows", lambda ref: avg_backward_overwriting),
     ],
 }
+
+# The hint (a regular expression) each wrong version must get from check(name); where the
+# check has none for it, what the plain description of the difference must say instead.
+HINTS = {
+    ("pooling.upsample", "np.tile instead of np.kron"): r"np\.tile repeats the whole array",
+    ("pooling.upsample", "kh and kw swapped"): r"kw x kh instead of kh x kw",
+    ("pooling.upsample", "float block of ones (dtype changes)"): r"expected dtype int64",
+    ("pooling.max_pool2d_forward", "mean instead of max"): r"average pooling",
+    ("pooling.max_pool2d_forward", "stride ignored"): r"stride was ignored",
+    ("pooling.avg_pool2d_forward", "sum instead of mean"): r"divide by the window area",
+    ("pooling.avg_pool2d_forward", "stride ignored"): r"stride was ignored",
+    ("pooling.avg_pool2d_forward", "reshape into non-overlapping blocks"):
+        r"stride was ignored",
+    ("pooling.max_pool2d_backward", "δ routed to every cell of the window"):
+        r"δ was routed to every cell of the window: route it only to the argmax",
+    ("pooling.max_pool2d_backward", "overwriting on overlapping windows (masked taps)"):
+        r"overlapping windows: add the gradients, don't overwrite",
+    ("pooling.max_pool2d_backward", "overwriting on overlapping windows (loop)"):
+        r"overlapping windows: add the gradients, don't overwrite",
+    ("pooling.max_pool2d_backward", "δ routed to every tied maximum"): r"ties:",
+    ("pooling.max_pool2d_backward", "windows assumed every `size` pixels"):
+        r"start every `stride` pixels",
+    ("pooling.avg_pool2d_backward", "no division by the window area"):
+        r"divide by the window area",
+    ("pooling.avg_pool2d_backward", "Kronecker upsampling whatever the stride"):
+        r"Kronecker upsampling is the backward only when the windows tile",
+    ("pooling.avg_pool2d_backward", "overwriting on overlapping windows"):
+        r"add the gradients, don't overwrite",
+}

@@ -22,7 +22,9 @@ def same_shifted(full_function, start_rule):
 def circular_fftconvolve(in1, in2, mode="full"):
     in1, in2 = np.asarray(in1), np.asarray(in2)
     shape = [max(a, b) for a, b in zip(in1.shape, in2.shape)]
-    out = np.fft.ifftn(np.fft.fftn(in1, shape) * np.fft.fftn(in2, shape)).real
+    axes = tuple(range(in1.ndim))
+    out = np.fft.ifftn(np.fft.fftn(in1, shape, axes) * np.fft.fftn(in2, shape, axes),
+                       axes=axes).real
     return out if mode != "same" else out[tuple(slice(0, n) for n in in1.shape)]
 
 
@@ -107,4 +109,32 @@ WRONG = {
         ("padding every axis", lambda ref: pad_every_axis),
     ],
     "signal.dilate_kernel": [("trailing zeros", lambda ref: dilate_with_trailing_zeros)],
+}
+
+# The hint (a regular expression) each wrong version must get from check(name); where the
+# check has none for it, what the plain description of the difference must say instead.
+HINTS = {
+    ("signal.correlate", "flipped kernel"): r"you flipped the kernel: that is convolution",
+    ("signal.correlate", "'same' off by one"): r"your 'same' output is shifted by one",
+    ("signal.convolve", "unflipped kernel"): r"the kernel was not flipped: that is correlation",
+    ("signal.convolve", "'same' off by one"): r"your 'same' output is shifted by one",
+    ("signal.correlate2d", "rotated kernel"): r"you rotated the kernel: that is convolution",
+    ("signal.correlate2d", "convolve2d's 'same' alignment"):
+        r"your 'same' output is shifted by one: .* k // 2 for correlate2d",
+    ("signal.convolve2d", "unrotated kernel"): r"the kernel was not rotated by 180 degrees",
+    ("signal.convolve2d", "kernel flipped along one axis only"):
+        r"the kernel was flipped along one axis only",
+    ("signal.convolve2d", "correlate2d's 'same' alignment"):
+        r"your 'same' output is shifted by one: .* \(k - 1\) // 2 for convolve2d",
+    ("signal.fftconvolve", "circular convolution (no zero padding)"):
+        r"expected shape \(7,\), got shape \(5,\)",
+    ("signal.fftconvolve", "'same' off by one"): r"values differ at 4 of 4 positions",
+    ("signal.convolution_matrix", "correlation matrix"):
+        r"the columns hold the kernel unflipped \(that matrix correlates\)",
+    ("signal.convolution_matrix2d", "correlation matrix"): r"values differ at 36 of 144 positions",
+    ("signal.conv_output_size", "dilation ignored"): r"the dilation is missing",
+    ("signal.conv_output_size", "ceiling instead of floor"): r"expected 2, got 3",
+    ("signal.pad2d", "padding on one side only"): r"values differ at 15 of 18 positions",
+    ("signal.pad2d", "padding every axis"): r"expected shape \(6, 3\), got shape \(6, 5\)",
+    ("signal.dilate_kernel", "trailing zeros"): r"there are trailing zeros",
 }

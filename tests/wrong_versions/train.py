@@ -13,13 +13,12 @@ class _Wrapped:
         self.params = ({k: v.copy() for k, v in model.params.items()} if copies
                        else model.params)
 
-    @property
-    def last_scores(self):
-        return self.model.last_scores
+    def loss_and_scores(self, x, y):
+        loss, grads, scores = self.model.loss_and_scores(x, y)
+        return loss, {k: self.sign * g for k, g in grads.items()}, scores
 
     def loss(self, x, y):
-        loss, grads = self.model.loss(x, y)
-        return loss, {k: self.sign * g for k, g in grads.items()}
+        return self.loss_and_scores(x, y)[:2]
 
     def predict(self, x, batch_size=1000):
         return self.model.predict(x, batch_size=batch_size)
@@ -38,4 +37,11 @@ WRONG = {
         ("updates copies of the parameters", fit_with(copies=True)),
         ("gradient ascent", fit_with(sign=-1.0)),
     ],
+}
+
+# The hint (a regular expression) each wrong version must get from check(name); where the
+# check has none for it, what the plain description of the difference must say instead.
+HINTS = {
+    ("train.fit", "updates copies of the parameters"): r"the loss did not move from ln 10",
+    ("train.fit", "gradient ascent"): r"the loss went up or became NaN",
 }
