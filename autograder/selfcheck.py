@@ -122,7 +122,7 @@ def stubs_fail(course: Path, assignment: str, scratch: Path, workers: int,
                           "score it")
     jobs = []
     for cell in [c for c in cells if c.sandboxed]:
-        bank = CaseBank([cell])  # here, not in the threads: making cases is not thread-safe
+        bank = CaseBank([cell])  # once per cell: its stub jobs share the same cases
         for name in dict.fromkeys(call.name for call in cell.calls):
             chk = get_check(name)
             text = (REFERENCE_PACKAGE / defining_file(chk)).read_text(encoding="utf-8")
