@@ -73,6 +73,11 @@ POOLINGS = {"max": (max_pool2d_forward, max_pool2d_backward),
             "avg": (avg_pool2d_forward, avg_pool2d_backward)}
 
 
+def conv2d_backward_no_dx(dout, cache):
+    """:func:`conv2d_backward` without the input's gradient: ``(None, dw, db)``."""
+    return conv2d_backward(dout, cache, need_dx=False)
+
+
 def _int_tuple(value, name: str, length: int | None) -> tuple[int, ...]:
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         value = (value,)
@@ -333,12 +338,12 @@ class LeNet5:
     # ------------------------------------------------------------ forward/backward
 
     def forward_pass(self, x):
-        """Forward pass keeping every layer's cache: :func:`lenet_forward` of this model."""
+        """Forward pass recording the tape: :func:`lenet_forward` of this model."""
         return lenet_forward(self, x)
 
-    def backward_pass(self, dscores, caches):
+    def backward_pass(self, dscores, tape):
         """Gradients of every parameter: :func:`lenet_backward` of this model."""
-        return lenet_backward(self, dscores, caches)
+        return lenet_backward(self, dscores, tape)
 
     def forward(self, x) -> np.ndarray:
         """Class scores (logits) of a batch of images, shape ``(N, num_classes)``."""
@@ -380,9 +385,9 @@ class LeNet5:
         if y.shape[0] != n:
             raise ValueError(f"y must hold one label per image: x has {n} images, got "
                              f"{y.shape[0]} labels")
-        scores, caches = self.forward_pass(x)
+        scores, tape = self.forward_pass(x)
         loss, dscores = softmax_cross_entropy(scores, y)
-        return loss, self.backward_pass(dscores, caches), scores
+        return loss, self.backward_pass(dscores, tape), scores
 
     def predict(self, x, batch_size=1000) -> np.ndarray:
         """Predicted class of every image, computed ``batch_size`` images at a time.
@@ -460,13 +465,17 @@ class LeNet5:
 
 
 def lenet_forward(model, x):
-    """Forward pass of a :class:`LeNet5` that keeps every layer's cache.
+    """Forward pass of a :class:`LeNet5` that records a tape for the backward pass.
 
     C1 (convolution) and S2 (2x2 pooling), C3 and S4, flatten, then the fully
     connected layers ``model.dense_names`` (``F5``, ``F6``, ``OUT``), with the
     model's activation after every layer but ``OUT``. With max pooling the
     activation comes after the pooling (same values, a quarter of the work;
     see :class:`LeNet5`), with average pooling before it.
+
+    Every layer run adds one entry to the tape: its name, the backward function
+    that undoes it, and the cache its forward returned. :func:`lenet_backward`
+    replays the tape in reverse, as micrograd and PyTorch's autograd do.
 
     Parameters
     ----------
@@ -478,61 +487,68 @@ def lenet_forward(model, x):
     Returns
     -------
     scores : ndarray, shape (N, num_classes)
-    caches : list
-        ``(name, cache)`` pairs in forward order, names such as ``'C1'``, ``'S2'``,
-        ``'C1.act'``, ``'flatten'``, ``'F5'``, ``'F5.act'``, ``'OUT'``.
+    tape : list
+        ``(name, backward, cache)`` entries in forward order, names such as
+        ``'C1'``, ``'S2'``, ``'C1.act'``, ``'flatten'``, ``'F5'``, ``'F5.act'``,
+        ``'OUT'``; ``backward`` is the layer's backward pass, e.g.
+        ``conv2d_backward`` for ``'C3'``.
 
     Examples
     --------
-    >>> scores, caches = lenet_forward(LeNet5(), np.zeros((2, 28, 28)))
-    >>> scores.shape, [name for name, _ in caches][:4]
+    >>> scores, tape = lenet_forward(LeNet5(), np.zeros((2, 28, 28)))
+    >>> scores.shape, [name for name, _, _ in tape][:4]
     ((2, 10), ['C1', 'S2', 'C1.act', 'C3'])
     """
     if not isinstance(model, LeNet5):
         raise ValueError(f"model must be a LeNet5, got {type(model).__name__}")
     x = model.prepare(x)
     p = model.params
-    act_forward, _ = ACTIVATIONS[model.activation]
-    pool_forward, _ = POOLINGS[model.pooling]
+    act_forward, act_backward = ACTIVATIONS[model.activation]
+    pool_forward, pool_backward = POOLINGS[model.pooling]
     # BEGIN SOLUTION
-    caches = []
+    tape = []
     out = x
     for conv, pool in (("C1", "S2"), ("C3", "S4")):
         out, cache = conv2d_forward(out, p[f"{conv}.w"], p[f"{conv}.b"])
-        caches.append((conv, cache))
+        # C1's input is the images: their gradient is never used, so C1 skips it
+        tape.append((conv, conv2d_backward if conv == "C3" else conv2d_backward_no_dx, cache))
         if model.pooling == "max":  # max commutes with the activation: pool first
             out, cache = pool_forward(out, POOL)
-            caches.append((pool, cache))
+            tape.append((pool, pool_backward, cache))
             out, cache = act_forward(out)
-            caches.append((f"{conv}.act", cache))
+            tape.append((f"{conv}.act", act_backward, cache))
         else:
             out, cache = act_forward(out)
-            caches.append((f"{conv}.act", cache))
+            tape.append((f"{conv}.act", act_backward, cache))
             out, cache = pool_forward(out, POOL)
-            caches.append((pool, cache))
+            tape.append((pool, pool_backward, cache))
     out, cache = flatten_forward(out)
-    caches.append(("flatten", cache))
+    tape.append(("flatten", flatten_backward, cache))
     for name in model.dense_names:
         out, cache = linear_forward(out, p[f"{name}.w"], p[f"{name}.b"])
-        caches.append((name, cache))
+        tape.append((name, linear_backward, cache))
         if name != "OUT":
             out, cache = act_forward(out)
-            caches.append((f"{name}.act", cache))
-    return out, caches
+            tape.append((f"{name}.act", act_backward, cache))
+    return out, tape
     # END SOLUTION
 
 
-def lenet_backward(model, dscores, caches):
-    """Back-propagate ``dscores`` through a :class:`LeNet5`, layer by layer in reverse.
+def lenet_backward(model, dscores, tape):
+    """Back-propagate ``dscores`` through a :class:`LeNet5` by replaying its tape in reverse.
+
+    Each entry's backward turns the gradient with respect to the layer's output
+    into the gradient with respect to its input; a layer with parameters (its
+    name has weights in ``model.params``) returns ``(dx, dw, db)`` instead.
 
     Parameters
     ----------
     model : LeNet5
-        The network whose forward pass made ``caches``.
+        The network whose forward pass recorded ``tape``.
     dscores : ndarray, shape (N, num_classes)
         Gradient of the loss with respect to the scores.
-    caches : list
-        As returned by :func:`lenet_forward`.
+    tape : list
+        ``(name, backward, cache)`` entries, as returned by :func:`lenet_forward`.
 
     Returns
     -------
@@ -542,33 +558,25 @@ def lenet_backward(model, dscores, caches):
     Examples
     --------
     >>> model = LeNet5()
-    >>> scores, caches = lenet_forward(model, np.zeros((2, 28, 28)))
-    >>> grads = lenet_backward(model, np.ones_like(scores), caches)
+    >>> scores, tape = lenet_forward(model, np.zeros((2, 28, 28)))
+    >>> grads = lenet_backward(model, np.ones_like(scores), tape)
     >>> sorted(grads) == sorted(model.params)
     True
     """
     if not isinstance(model, LeNet5):
         raise ValueError(f"model must be a LeNet5, got {type(model).__name__}")
-    if not isinstance(caches, list) or not all(
-            isinstance(item, tuple) and len(item) == 2 for item in caches):
-        raise ValueError("caches must be the list of (name, cache) pairs returned by "
-                         "lenet_forward")
-    _, act_backward = ACTIVATIONS[model.activation]
-    _, pool_backward = POOLINGS[model.pooling]
+    if not isinstance(tape, list) or not all(
+            isinstance(entry, tuple) and len(entry) == 3 and callable(entry[1])
+            for entry in tape):
+        raise ValueError("tape must be the list of (name, backward, cache) entries returned "
+                         "by lenet_forward")
     # BEGIN SOLUTION
     grads = {}
     dout = dscores
-    for name, cache in reversed(caches):
-        if name.endswith(".act"):
-            dout = act_backward(dout, cache)
-        elif name in ("S2", "S4"):
-            dout = pool_backward(dout, cache)
-        elif name == "flatten":
-            dout = flatten_backward(dout, cache)
-        elif name in ("C1", "C3"):  # C1's input is the images: skip their gradient
-            dout, grads[f"{name}.w"], grads[f"{name}.b"] = conv2d_backward(
-                dout, cache, need_dx=name != "C1")
+    for name, backward, cache in reversed(tape):
+        if f"{name}.w" in model.params:
+            dout, grads[f"{name}.w"], grads[f"{name}.b"] = backward(dout, cache)
         else:
-            dout, grads[f"{name}.w"], grads[f"{name}.b"] = linear_backward(dout, cache)
+            dout = backward(dout, cache)
     return grads
     # END SOLUTION

@@ -45,7 +45,7 @@ def test_training_check_names_the_missing_exercise(exercise, monkeypatch):
 
 def test_backward_check_says_when_the_forward_is_missing(monkeypatch):
     monkeypatch.setattr(module_of("lenet.lenet_forward"), "lenet_forward", stub)
-    with pytest.raises(AssertionError, match="needs the caches of your lenet_forward"):
+    with pytest.raises(AssertionError, match="needs the tape of your lenet_forward"):
         check("lenet.lenet_backward")
 
 

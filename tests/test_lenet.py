@@ -237,5 +237,7 @@ def test_exercise_functions_check_their_model():
 
     with pytest.raises(ValueError, match="model must be a LeNet5, got dict"):
         lenet_forward({}, np.zeros((1, 28, 28)))
-    with pytest.raises(ValueError, match="caches must be the list of"):
+    with pytest.raises(ValueError, match="tape must be the list of"):
         lenet_backward(LeNet5(), np.zeros((1, 10)), {"C1": None})
+    with pytest.raises(ValueError, match=r"tape must be the list of \(name, backward, cache\)"):
+        lenet_backward(LeNet5(), np.zeros((1, 10)), [("C1", {})])  # (name, cache) pairs

@@ -301,12 +301,12 @@ class LenetBackward(_NetworkCheck):
         model = self.model(activation, pooling, channels, hidden, input_size, seed)
         forward = importlib.import_module(self.module).lenet_forward
         try:
-            scores, caches = forward(model, x)
+            scores, tape = forward(model, x)
         except NotImplementedError as exc:
             stub = stub_in_traceback(exc) or "lenet_forward"
-            raise RuntimeError("lenet_backward's test needs the caches of your lenet_forward: "
+            raise RuntimeError("lenet_backward's test needs the tape of your lenet_forward: "
                                f"{not_implemented(stub)}") from None
-        grads = self.target()(model, dscores, caches)
+        grads = self.target()(model, dscores, tape)
         return {"scores": np.asarray(scores),
                 **{name: np.asarray(value) for name, value in grads.items()}}
 
@@ -319,7 +319,7 @@ class LenetBackward(_NetworkCheck):
     def diagnose(self, case, got, right, wrong=None):
         if not agree(got.get("scores"), right["scores"], self.rtol, self.atol):
             return ("the scores of your lenet_forward are wrong (this test runs it first to "
-                    "get the caches): make its test pass first")
+                    "record the tape): make its test pass first")
         return super().diagnose(case, got, right, wrong)
 
     def mistakes(self, x, activation, pooling, channels, hidden, input_size, seed, dscores):
@@ -328,11 +328,11 @@ class LenetBackward(_NetworkCheck):
         found = []
         for skip, hint in (
                 (("conv", "dense"), "the activations' backward is missing: multiply by f'(z) "
-                                    "at every '.act' cache"),
-                (("conv",), "the backward of the activations after C1 and C3 (caches "
-                            "'C1.act', 'C3.act') is missing"),
+                                    "at every '.act' entry of the tape"),
+                (("conv",), "the backward of the activations after C1 and C3 (tape "
+                            "entries 'C1.act', 'C3.act') is missing"),
                 (("dense",), "the backward of the activations after the hidden layers "
-                             "(caches 'F5.act', ...) is missing")):
+                             "(tape entries 'F5.act', ...) is missing")):
             grads = reference_backward(params, tape, dscores, activation, skip_act=skip)
             found.append((hint, {name: grads[name] for name in params}))
         return found

@@ -20,57 +20,50 @@ def forward_with(act_on_scores=False, conv_act=True, dense_act=True, act_after_a
     def make(original):
         def lenet_forward(model, x):
             p = model.params
-            act, _ = ACTIVATIONS[model.activation]
-            pool, _ = POOLINGS[model.pooling]
+            act, act_backward = ACTIVATIONS[model.activation]
+            pool, pool_backward = POOLINGS[model.pooling]
             out = model.prepare(x) if prepare else np.asarray(x, dtype=float)[:, None]
-            caches = []
+            tape = []
             for conv, pool_name in (("C1", "S2"), ("C3", "S4")):
                 out, cache = conv2d_forward(out, p[f"{conv}.w"], p[f"{conv}.b"])
-                caches.append((conv, cache))
+                tape.append((conv, conv2d_backward, cache))
                 pool_first = model.pooling == "max" or act_after_avg_pool
                 if pool_first:
                     out, cache = pool(out, 2)
-                    caches.append((pool_name, cache))
+                    tape.append((pool_name, pool_backward, cache))
                 if conv_act:
                     out, cache = act(out)
-                    caches.append((f"{conv}.act", cache))
+                    tape.append((f"{conv}.act", act_backward, cache))
                 if not pool_first:
                     out, cache = pool(out, 2)
-                    caches.append((pool_name, cache))
+                    tape.append((pool_name, pool_backward, cache))
             if channels_last:
                 out = np.ascontiguousarray(out.transpose(0, 2, 3, 1))
             out, cache = flatten_forward(out)
-            caches.append(("flatten", cache))
+            tape.append(("flatten", flatten_backward, cache))
             for name in model.dense_names:
                 out, cache = linear_forward(out, p[f"{name}.w"], p[f"{name}.b"])
-                caches.append((name, cache))
+                tape.append((name, linear_backward, cache))
                 if (name != "OUT" and dense_act) or (name == "OUT" and act_on_scores):
                     out, cache = act(out)
-                    caches.append((f"{name}.act", cache))
-            return out, caches
+                    tape.append((f"{name}.act", act_backward, cache))
+            return out, tape
         return lenet_forward
     return make
 
 
 def backward_with(skip=(), forward_order=False):
-    """A LeNet5 backward pass that skips some activations, or walks the caches forwards."""
+    """A LeNet5 backward pass that skips some activations, or replays the tape forwards."""
     def make(original):
-        def lenet_backward(model, dscores, caches):
-            _, act_backward = ACTIVATIONS[model.activation]
-            _, pool_backward = POOLINGS[model.pooling]
+        def lenet_backward(model, dscores, tape):
             grads, dout = {}, dscores
-            for name, cache in (caches if forward_order else reversed(caches)):
-                if name.endswith(".act"):
-                    if name.split(".")[0] not in skip:
-                        dout = act_backward(dout, cache)
-                elif name in ("S2", "S4"):
-                    dout = pool_backward(dout, cache)
-                elif name == "flatten":
-                    dout = flatten_backward(dout, cache)
-                elif name in ("C1", "C3"):
-                    dout, grads[f"{name}.w"], grads[f"{name}.b"] = conv2d_backward(dout, cache)
+            for name, backward, cache in (tape if forward_order else reversed(tape)):
+                if name.endswith(".act") and name.split(".")[0] in skip:
+                    continue
+                if f"{name}.w" in model.params:
+                    dout, grads[f"{name}.w"], grads[f"{name}.b"] = backward(dout, cache)
                 else:
-                    dout, grads[f"{name}.w"], grads[f"{name}.b"] = linear_backward(dout, cache)
+                    dout = backward(dout, cache)
             return grads
         return lenet_backward
     return make
@@ -92,7 +85,7 @@ WRONG = {
         ("activations skipped", backward_with(skip=("C1", "C3", "F5", "F6", "F7"))),
         ("conv activations skipped", backward_with(skip=("C1", "C3"))),
         ("hidden activations skipped", backward_with(skip=("F5", "F6", "F7"))),
-        ("caches walked in forward order", backward_with(forward_order=True)),
+        ("tape replayed in forward order", backward_with(forward_order=True)),
     ],
 }
 
@@ -114,5 +107,5 @@ HINTS = {
         r"activations after C1 and C3 .* is missing",
     ("lenet.lenet_backward", "hidden activations skipped"):
         r"activations after the hidden layers .* is missing",
-    ("lenet.lenet_backward", "caches walked in forward order"): r"lenet_backward raised",
+    ("lenet.lenet_backward", "tape replayed in forward order"): r"lenet_backward raised",
 }
