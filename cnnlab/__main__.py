@@ -133,11 +133,54 @@ def _save_curve(history, path: Path, title: str) -> None:
     figure.savefig(path, dpi=100)
 
 
+def _epoch_printer(log, bars: bool):
+    """The ``fit`` callback that prints one line per epoch (silent under progress bars)."""
+    def report(history):
+        if bars:
+            return  # the progress bar of the epoch already showed these numbers
+        i = len(history.epoch) - 1
+        test = history.test_acc[i]
+        print(f"epoch {history.epoch[i]:>3}/{history.config['epochs']}  "
+              f"loss {history.train_loss[i]:.4f}  "
+              f"train {100 * history.train_acc[i]:5.1f}%  "
+              f"test {'-' if test is None else f'{100 * test:.2f}%'}  "
+              f"lr {history.lr[i]:.4f}  "
+              f"{history.images_per_second[i]:,.0f} img/s", file=log, flush=True)
+    return report
+
+
+def _save_run(output_dir, model, history, digits) -> dict[str, str]:
+    """Write the model, its learning curve and its history; return their paths."""
+    output = Path(output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    model_path = model.save(output / "lenet5.npz")
+    curve_path = output / "learning_curve.png"
+    name = "MNIST" if digits.source == "full" else "MNIST sample"
+    _save_curve(history, curve_path, f"LeNet5 on {name}: {100 * history.final_test_acc:.1f}% "
+                f"on {len(digits.y_test):,} test digits")
+    history_path = output / "history.json"
+    history_path.write_text(json.dumps(history.as_dict(), indent=1) + "\n")
+    return {"model_path": str(model_path), "curve_path": str(curve_path),
+            "history_path": str(history_path)}
+
+
+def _print_summary(result: dict) -> None:
+    name = "MNIST" if result["data_source"] == "full" else "MNIST sample"
+    epochs = f"{result['epochs']} epoch{'s' if result['epochs'] != 1 else ''}"
+    speed = f"{result['train_images_per_second']:,.0f} images/s"
+    print(f"saved: {result['model_path']}, {result['curve_path']}, {result['history_path']}")
+    print(f"training: {epochs} in {result['train_seconds']:.1f} s, {speed} (total "
+          f"{result['seconds']:.1f} s with evaluation)")
+    print(f"test accuracy: {100 * result['test_accuracy']:.1f}% on {result['test_images']:,} "
+          f"{name} digits (LeNet5, {epochs}, seed {result['seed']}, {speed})")
+
+
 def train_command(args) -> int:
     """Run ``python -m cnnlab train`` with parsed ``args``; return the exit status."""
     with _thread_limit(args.threads):
         from cnnlab.data import MNISTFileError, MNISTUnavailableError, load_mnist
         from cnnlab.lenet import LeNet5
+        from cnnlab.progress import progress_enabled
         from cnnlab.train import fit
 
         log = sys.stderr if args.json else sys.stdout
@@ -149,68 +192,33 @@ def train_command(args) -> int:
         print(f"data: {digits.describe()}", file=log, flush=True)
         model = LeNet5(seed=args.seed)
         print(f"model: LeNet5, {model.num_params:,} parameters, float32", file=log, flush=True)
-        from cnnlab.progress import progress_enabled
-
-        bars = progress_enabled(args.progress)
-
-        def report(history):
-            if bars:
-                return  # the progress bar of the epoch already showed these numbers
-            i = len(history.epoch) - 1
-            test = history.test_acc[i]
-            print(f"epoch {history.epoch[i]:>3}/{history.config['epochs']}  "
-                  f"loss {history.train_loss[i]:.4f}  "
-                  f"train {100 * history.train_acc[i]:5.1f}%  "
-                  f"test {'-' if test is None else f'{100 * test:.2f}%'}  "
-                  f"lr {history.lr[i]:.4f}  "
-                  f"{history.images_per_second[i]:,.0f} img/s", file=log, flush=True)
-
         start = time.perf_counter()
         history = fit(model, digits, epochs=args.epochs, batch_size=args.batch_size,
                       lr=args.lr, weight_decay=args.weight_decay,
                       schedule=None if args.schedule == "constant" else args.schedule,
                       augment=args.augment, seed=args.seed, progress=args.progress,
-                      max_steps=args.max_steps, callback=report)
+                      max_steps=args.max_steps,
+                      callback=_epoch_printer(log, progress_enabled(args.progress)))
         wall = time.perf_counter() - start
-    output = Path(args.output_dir)
-    output.mkdir(parents=True, exist_ok=True)
-    model_path = model.save(output / "lenet5.npz")
-    curve_path = output / "learning_curve.png"
-    name = "MNIST" if digits.source == "full" else "MNIST sample"
-    accuracy = history.final_test_acc
-    test_count = len(digits.y_test)
-    _save_curve(history, curve_path,
-                f"LeNet5 on {name}: {100 * accuracy:.1f}% on {test_count:,} test digits")
-    history_path = output / "history.json"
-    history_path.write_text(json.dumps(history.as_dict(), indent=1) + "\n")
     result = {
-        "test_accuracy": accuracy,
+        "test_accuracy": history.final_test_acc,
         "train_accuracy": history.train_acc[-1],
         "train_images_per_second": history.train_images_per_second,
         "epochs": len(history.epoch),
         "steps": len(history.step_loss),
         "data_source": digits.source,
         "train_images": len(digits.y_train),
-        "test_images": test_count,
+        "test_images": len(digits.y_test),
         "seconds": wall,
         "train_seconds": history.train_seconds,
         "seed": args.seed,
         "threads": args.threads,
-        "model_path": str(model_path),
-        "curve_path": str(curve_path),
-        "history_path": str(history_path),
+        **_save_run(args.output_dir, model, history, digits),
     }
     if args.json:
         print(json.dumps(result))
-        return 0
-    print(f"saved: {model_path}, {curve_path}, {history_path}")
-    epochs = f"{len(history.epoch)} epoch{'s' if len(history.epoch) != 1 else ''}"
-    print(f"training: {epochs} in {history.train_seconds:.1f} s, "
-          f"{history.train_images_per_second:,.0f} images/s (total {wall:.1f} s with "
-          "evaluation)")
-    print(f"test accuracy: {100 * accuracy:.1f}% on {test_count:,} {name} digits "
-          f"(LeNet5, {epochs}, seed {args.seed}, "
-          f"{history.train_images_per_second:,.0f} images/s)")
+    else:
+        _print_summary(result)
     return 0
 
 
