@@ -6,7 +6,7 @@ import re
 import shutil
 from pathlib import Path
 
-from autograder.student_edition import STUB_MARKER
+from autograder.regions import STUB_MARKER
 
 MAX_FILE_BYTES = 1 << 20
 MAX_PACKAGE_BYTES = 8 << 20

@@ -31,9 +31,10 @@ from autograder.casebank import CaseBank
 from autograder.course import REFERENCE_PACKAGE, get_assignment
 from autograder.grading import Options, grade
 from autograder.nbg import base_env, run_nbgrader
+from autograder.regions import function_regions, stub_functions
 from autograder.release_scan import scan
 from autograder.sandbox import Limits, run_sandbox
-from autograder.student_edition import SKIP_NAMES, function_regions, stub_functions
+from autograder.student_edition import SKIP_NAMES
 from autograder.submissions import from_release
 from autograder.testcells import assignment_cells
 from cnnlab.checks import EXERCISES

@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 from autograder.course import REFERENCE_PACKAGE, get_assignment
-from autograder.student_edition import STUB_MARKER, remove_markers, replace_stub, restore
+from autograder.regions import STUB_MARKER, remove_markers, replace_stub, restore
 
 
 def stubbed_functions(text: str) -> list[str]:

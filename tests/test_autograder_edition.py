@@ -12,17 +12,19 @@ from pathlib import Path
 import pytest
 
 from autograder.course import ASSIGNMENTS, REFERENCE_PACKAGE, REPO, module_assignment_index
-from autograder.student_edition import (
+from autograder.regions import (
     BEGIN,
     END,
     RegionError,
     find_regions,
-    package_files,
     remove_markers,
     replace_stub,
     restore,
     solution_body,
     strip_solutions,
+)
+from autograder.student_edition import (
+    package_files,
     stubbed_modules,
     unassigned_modules,
     visible_checks,

@@ -308,8 +308,8 @@ def test_every_registered_check_crosses_to_the_sandbox_and_the_reference_passes(
     import pkgutil
 
     import cnnlab.checks
+    from autograder.regions import function_regions, stub_functions
     from autograder.selfcheck import defining_file
-    from autograder.student_edition import function_regions, stub_functions
     from cnnlab.checks import REGISTRY
     for info in pkgutil.iter_modules(cnnlab.checks.__path__):
         importlib.import_module(f"cnnlab.checks.{info.name}")

@@ -31,7 +31,7 @@ from nbclient import NotebookClient
 
 from autograder.build import build
 from autograder.course import ASSIGNMENTS, REFERENCE_PACKAGE, available_assignments
-from autograder.student_edition import definition_span, find_regions, restore
+from autograder.regions import definition_span, find_regions, restore
 from cnnlab.checks import EXERCISES, exercise_file, exercise_of, get_check
 from tests.notebook_tools import checked_names
 
