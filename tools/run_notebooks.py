@@ -17,6 +17,7 @@ import html
 import re
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,6 +25,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from nbconvert import HTMLExporter
+from traitlets.config import Config
 
 MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe"
 
@@ -107,14 +109,19 @@ def run(notebook: Path, output_dir: Path, mathjax_url: str | None, timeout: int,
         prefix: str) -> bool:
     nb = nbformat.read(notebook, as_version=4)
     status = Status(prefix)
-    client = ProgressClient(nb, status, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(notebook.parent)}})
     ok = True
-    try:
-        client.execute()
-    except CellExecutionError as exc:
-        ok = False
-        error = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    # Local sockets (ipc) rather than TCP ports: nothing else on the machine can talk
+    # to the kernel, and ipykernel does not warn about unencrypted TCP on every run.
+    with tempfile.TemporaryDirectory(prefix="cnnlab-kernel-") as sockets:
+        ipc = Config({"KernelManager": {"transport": "ipc", "ip": str(Path(sockets) / "k")}})
+        client = ProgressClient(nb, status, timeout=timeout, kernel_name="python3", config=ipc,
+                                resources={"metadata": {"path": str(notebook.parent)}})
+        try:
+            client.execute()
+        except CellExecutionError as exc:
+            ok = False
+            error = str(exc).strip().splitlines()[-1] if str(exc).strip() else \
+                type(exc).__name__
     exporter = HTMLExporter(embed_images=True)
     if mathjax_url:
         exporter.mathjax_url = mathjax_url
