@@ -28,6 +28,7 @@ from nbconvert import HTMLExporter
 from traitlets.config import Config
 
 MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe"
+ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")  # IPython colours its tracebacks
 
 
 def copy_mathjax(output_dir: Path) -> str | None:
@@ -120,8 +121,8 @@ def run(notebook: Path, output_dir: Path, mathjax_url: str | None, timeout: int,
             client.execute()
         except CellExecutionError as exc:
             ok = False
-            error = str(exc).strip().splitlines()[-1] if str(exc).strip() else \
-                type(exc).__name__
+            lines = ANSI_COLOUR.sub("", str(exc)).strip().splitlines()
+            error = lines[-1] if lines else type(exc).__name__
     exporter = HTMLExporter(embed_images=True)
     if mathjax_url:
         exporter.mathjax_url = mathjax_url
