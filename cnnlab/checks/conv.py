@@ -5,7 +5,9 @@ The references use ``scipy.signal`` (valid correlations summed over the channels
 for the forward) and, for the backward of the batched layer, the definition
 written as a loop over the output pixels: each output pixel adds its gradient
 times its receptive field to ``dw``, and its gradient times the kernel to the
-receptive field's place in ``dx``. None of them calls an exercise of ``cnnlab``.
+receptive field's place in ``dx``; for the transposed convolution, its definition as a
+loop over the input pixels, each adding its value times the kernel to the output window
+it maps to. None of them calls an exercise of ``cnnlab``.
 """
 
 from __future__ import annotations
