@@ -13,7 +13,7 @@ import pytest
 import scipy.signal
 
 from cnnlab.checks import check, get_check
-from cnnlab.checks.conv import conv_backward_loop, conv_reference
+from cnnlab.checks.conv import conv_backward_loop, conv_reference, pair
 from tests.wrong_versions import gradcheck as wrong_gradcheck
 from tests.wrong_versions import plant
 
@@ -140,3 +140,64 @@ def test_numerical_gradient_check_leaves_the_case_data_alone(monkeypatch):
     assert chk.call(**case.inputs)["entries_of_x_not_restored"] == case.inputs["X"].size
     for key, value in before.items():
         np.testing.assert_array_equal(case.inputs[key], value)
+
+
+def convolution_matrix_of_the_layer(x_shape, w, stride, padding):
+    """The matrix of conv2d (input flattened -> output flattened), one basis image at a time,
+    from the checks' forward reference (SciPy correlations)."""
+    columns = []
+    for index in range(int(np.prod(x_shape))):
+        basis = np.zeros(int(np.prod(x_shape)))
+        basis[index] = 1.0
+        columns.append(conv_reference(basis.reshape(x_shape), w, np.zeros(w.shape[0]), stride,
+                                      padding, 1).ravel())
+    return np.stack(columns, axis=1)
+
+
+def test_conv_transpose2d_reference_is_the_transposed_matrix_of_the_convolution():
+    """On every case of the check: reference = Tᵀ input, with T the matrix of the conv2d
+    (weight read as conv2d's (F, C, KH, KW)) whose output has the input's shape."""
+    chk = get_check("layers.conv_transpose2d")
+    for case in chk.cases(seed=0, count=14):
+        inputs = case.inputs
+        x, w = np.asarray(inputs["input"], dtype=float), np.asarray(inputs["weight"], float)
+        stride, padding = inputs.get("stride", 1), inputs.get("padding", 0)
+        want = chk.reference(**inputs)["out"]
+        if "bias" in inputs:
+            want = want - np.asarray(inputs["bias"]).reshape(1, -1, 1, 1)
+        n, c_out = x.shape[0], w.shape[1]
+        image = (1, c_out) + want.shape[2:]
+        T = convolution_matrix_of_the_layer(image, w, stride, padding)
+        assert T.shape[0] == int(np.prod(x.shape[1:])), case.label  # the shapes fit exactly
+        for i in range(n):
+            np.testing.assert_allclose(want[i].ravel(), T.T @ x[i].ravel(), atol=1e-12,
+                                       err_msg=case.label)
+
+
+def test_conv_transpose2d_reference_reproduces_the_lecture_and_the_notebook():
+    chk = get_check("layers.conv_transpose2d")
+    stride_one, stride_two, padded = chk.examples()
+    np.testing.assert_array_equal(chk.reference(**stride_one.inputs)["out"][0, 0],
+                                  [[1, 5, 6], [5, 21, 20], [6, 20, 16]])  # = δ * K, full
+    np.testing.assert_array_equal(chk.reference(**stride_two.inputs)["out"][0, 0],
+                                  [[1, 2, 3, 6], [3, 4, 9, 12], [2, 4, 4, 8], [6, 8, 12, 16]])
+    # stride 2, padding 1, 3x3 kernel: (3 - 1) * 2 - 2 + 3 = 5 pixels a side
+    assert chk.reference(**padded.inputs)["out"].shape == (1, 1, 5, 5)
+    for case in chk.cases(seed=1, count=7):
+        stride, padding = pair(case.inputs.get("stride", 1)), pair(case.inputs.get("padding", 0))
+        h, w = np.shape(case.inputs["input"])[2:]
+        kh, kw = np.shape(case.inputs["weight"])[2:]
+        assert chk.reference(**case.inputs)["out"].shape[2:] == (
+            (h - 1) * stride[0] - 2 * padding[0] + kh, (w - 1) * stride[1] - 2 * padding[1] + kw)
+
+
+def test_conv_transpose2d_mistakes_differ_from_the_reference_where_they_apply():
+    chk = get_check("layers.conv_transpose2d")
+    hints = set()
+    for case in chk.cases(seed=0, count=14):
+        right = chk.reference(**case.inputs)
+        hints.update(hint.split(":")[0] for hint, _ in chk.wrong_answers(case, right))
+    assert hints == {"the kernel was not rotated", "the stride was ignored",
+                     "the padding was ignored", "the padding was added",
+                     "the padding was cut off one side only", "the bias is missing",
+                     "weight is (C_in, C_out, KH, KW), as in PyTorch"}

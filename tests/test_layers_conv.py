@@ -13,8 +13,9 @@ from cnnlab.layers import (
     conv_delta_input,
     conv_grad_bias,
     conv_grad_kernel,
+    conv_transpose2d,
 )
-from cnnlab.signal import dilate_kernel
+from cnnlab.signal import convolution_matrix2d, dilate_kernel
 
 MAGIC = np.array([[16, 2, 3, 13], [5, 11, 10, 8], [9, 7, 6, 12], [4, 14, 15, 1]])
 LECTURE_DELTA_3X3 = np.array([[0.8, 0.1, -0.6], [0.3, 0.5, 0.7], [-0.4, 0.0, -0.2]])
@@ -244,6 +245,28 @@ BAD_CALLS = [
      r"delta must not be larger than a.*delta.shape=\(2, 4\) and a.shape=\(3, 3\)"),
     (lambda: conv_grad_kernel(np.zeros((3, 3, 1)), np.zeros((2, 2))), r"a must be 2-D"),
     (lambda: conv_grad_bias(np.zeros((1, 2, 2))), r"delta must be 2-D.*ndim=3"),
+    (lambda: conv_transpose2d(np.zeros((3, 4, 4)), np.zeros((3, 2, 3, 3))),
+     r"input must be 4-D \(N, C_in, H, W\), got an array with ndim=3"),
+    (lambda: conv_transpose2d(np.zeros((1, 3, 4, 4)), np.zeros((3, 2, 3))),
+     r"weight must be 4-D \(C_in, C_out, KH, KW\), got an array with ndim=3"),
+    (lambda: conv_transpose2d(np.zeros((1, 3, 4, 4)), np.zeros((2, 3, 3, 3))),
+     r"input has C_in=3 channels but weight expects C_in=2: input.shape\[1\] must equal "
+     r"weight.shape\[0\]"),
+    (lambda: conv_transpose2d(np.zeros((1, 3, 4, 4)), np.zeros((3, 2, 3, 3)), np.zeros(3)),
+     r"bias must be None or a real array of shape \(C_out,\) = \(2,\).*got shape \(3,\)"),
+    (lambda: conv_transpose2d(np.zeros((1, 3, 4, 4)), np.zeros((3, 2, 3, 3)),
+                              np.zeros(2, dtype=complex)), r"bias must be .*dtype complex128"),
+    (lambda: conv_transpose2d(np.zeros((1, 3, 4, 4)), np.zeros((3, 2, 3, 3)), stride=0),
+     r"stride must be a positive int or a pair of them, got 0"),
+    (lambda: conv_transpose2d(np.zeros((1, 3, 4, 4)), np.zeros((3, 2, 3, 3)), padding=-1),
+     r"padding must be a int >= 0 or a pair of them, got -1"),
+    (lambda: conv_transpose2d(np.zeros((1, 3, 1, 4)), np.zeros((3, 2, 3, 3)), padding=(2, 0)),
+     r"padding \(2, 0\) crops the whole output away: the full result is 3x6 \(input 1x4, "
+     r"stride \(1, 1\), kernel 3x3\)"),
+    (lambda: conv_transpose2d(np.zeros((1, 3, 4, 4), dtype=complex), np.zeros((3, 2, 3, 3))),
+     r"input must be a real .*complex128"),
+    (lambda: conv_transpose2d(np.zeros((1, 3, 0, 4)), np.zeros((3, 2, 3, 3))),
+     r"input must not be empty"),
 ]
 
 
@@ -267,3 +290,70 @@ def test_backward_can_skip_the_input_gradient_and_keeps_float32():
     np.testing.assert_array_equal(db_only, db)
     assert out.dtype == dx.dtype == dw.dtype == db.dtype == np.float32
     assert dx.shape == x.shape and dx.flags.c_contiguous
+
+
+# ---------------------------------------------------------------- the transposed convolution
+TRANSPOSED_LAYERS = [((2, 3, 7, 7), (4, 3, 3), 2, 1), ((1, 2, 6, 5), (3, 2, 3), (2, 1), (0, 1)),
+                     ((2, 1, 8, 8), (2, 4, 4), 2, 1), ((1, 2, 5, 6), (2, 1, 2), 1, 0),
+                     ((1, 2, 9, 9), (2, 3, 3), 3, 0)]
+
+
+@pytest.mark.parametrize("x_shape, w_shape, stride, padding", TRANSPOSED_LAYERS)
+def test_conv_transpose2d_is_the_input_gradient_of_conv2d(x_shape, w_shape, stride, padding):
+    """For windows that cover the input, conv_transpose2d(δ, w) = conv2d_backward's dx."""
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=x_shape)
+    w = rng.normal(size=(w_shape[0], x_shape[1]) + w_shape[1:])
+    out, cache = conv2d_forward(x, w, np.zeros(w.shape[0]), stride=stride, padding=padding)
+    dout = rng.normal(size=out.shape)
+    up = conv_transpose2d(dout, w, stride=stride, padding=padding)
+    assert up.shape == x.shape
+    np.testing.assert_allclose(up, conv2d_backward(dout, cache)[0], atol=1e-12)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, stride, padding", TRANSPOSED_LAYERS)
+def test_conv_transpose2d_is_the_adjoint_of_conv2d(x_shape, w_shape, stride, padding):
+    """<conv2d(x), y> = <x, conv_transpose2d(y)> for every x and y, with the same weight."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=x_shape)
+    w = rng.normal(size=(w_shape[0], x_shape[1]) + w_shape[1:])
+    out, _ = conv2d_forward(x, w, np.zeros(w.shape[0]), stride=stride, padding=padding)
+    y = rng.normal(size=out.shape)
+    up = conv_transpose2d(y, w, stride=stride, padding=padding)
+    assert np.isclose(np.sum(out * y), np.sum(x * up[..., :x.shape[2], :x.shape[3]]))
+
+
+@pytest.mark.parametrize("image, kernel, stride", [((3, 3), (2, 2), 1), ((7, 7), (3, 3), 2),
+                                                   ((6, 8), (2, 3), (2, 3))])
+def test_conv_transpose2d_is_the_transposed_convolution_matrix(image, kernel, stride):
+    """T from convolution_matrix2d (rows kept by the stride): T.T @ δ = conv_transpose2d(δ, K)."""
+    rng = np.random.default_rng(6)
+    k = rng.integers(-4, 5, size=kernel)
+    sh, sw = pair(stride)
+    T = convolution_matrix2d(np.rot90(k, 2), image, "valid")  # the layer correlates
+    oh, ow = image[0] - kernel[0] + 1, image[1] - kernel[1] + 1
+    kept = [p * ow + q for p in range(0, oh, sh) for q in range(0, ow, sw)]
+    delta = rng.integers(-4, 5, size=(len(range(0, oh, sh)), len(range(0, ow, sw))))
+    by_matrix = (T[kept].T @ delta.ravel()).reshape(image)
+    got = conv_transpose2d(delta[None, None], k[None, None], stride=stride)[0, 0]
+    # rows and columns that no window read (the stride did not fit) get no gradient
+    rows, cols = got.shape
+    np.testing.assert_array_equal(got, by_matrix[:rows, :cols])
+    assert not by_matrix[rows:].any() and not by_matrix[:, cols:].any()
+    # and the full convolution of δ dilated by the stride, as the notebook derives
+    np.testing.assert_array_equal(got, scipy.signal.convolve2d(dilate_kernel(delta, stride), k))
+
+
+def test_conv_transpose2d_output_size_dtype_and_bias():
+    out = conv_transpose2d(np.ones((2, 3, 5, 4)), np.ones((3, 6, 4, 3)), np.arange(6.0),
+                           stride=(2, 3), padding=(1, 2))
+    assert out.shape == (2, 6, (5 - 1) * 2 - 2 + 4, (4 - 1) * 3 - 4 + 3)
+    assert conv_transpose2d(np.ones((1, 1, 2, 2), dtype=np.float32),
+                            np.ones((1, 1, 2, 2), dtype=np.float32)).dtype == np.float32
+    assert conv_transpose2d(np.ones((1, 1, 2, 2), dtype=int), np.ones((1, 1, 2, 2),
+                                                                     dtype=int)).dtype == int
+    no_bias = conv_transpose2d(np.ones((1, 1, 2, 2)), np.ones((1, 2, 2, 2)))
+    with_bias = conv_transpose2d(np.ones((1, 1, 2, 2)), np.ones((1, 2, 2, 2)), [10.0, -1.0])
+    np.testing.assert_array_equal(with_bias - no_bias,
+                                  np.broadcast_to(np.reshape([10.0, -1.0], (1, 2, 1, 1)),
+                                                  (1, 2, 3, 3)))

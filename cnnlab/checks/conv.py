@@ -5,7 +5,9 @@ The references use ``scipy.signal`` (valid correlations summed over the channels
 for the forward) and, for the backward of the batched layer, the definition
 written as a loop over the output pixels: each output pixel adds its gradient
 times its receptive field to ``dw``, and its gradient times the kernel to the
-receptive field's place in ``dx``. None of them calls an exercise of ``cnnlab``.
+receptive field's place in ``dx``; for the transposed convolution, its definition as a
+loop over the input pixels, each adding its value times the kernel to the output window
+it maps to. None of them calls an exercise of ``cnnlab``.
 """
 
 from __future__ import annotations
@@ -337,3 +339,120 @@ class Conv2dBackward(_LayerCheck):
             ("db: sum δ over the batch too, not only over the pixels of the first image",
              {"db": dout[0].sum(axis=(1, 2))}),
         ]
+
+
+# ------------------------------------------------------------------ the transposed convolution
+def conv_transpose_loop(input, weight, bias, stride, padding, rotate=False, use_stride=True,
+                        crop="both"):
+    """The transposed convolution by its definition: a loop over the input pixels.
+
+    Input pixel ``(p, q)`` adds ``input[n, c, p, q] * weight[c, o]`` to the output window
+    starting at ``(p * sh, q * sw)``; then ``padding`` rows and columns are cut off each
+    side (``crop="end"``: ``2 * padding`` off the end only, ``"none"``: nothing cut,
+    ``"pad"``: ``padding`` zeros added instead). ``rotate`` and ``use_stride=False`` make
+    the wrong versions the hints explain.
+    """
+    input, weight = np.asarray(input), np.asarray(weight)
+    (sh, sw) = pair(stride) if use_stride else (1, 1)
+    (ph, pw) = pair(padding)
+    kernels = weight[..., ::-1, ::-1] if rotate else weight
+    n, _, h, w = input.shape
+    kh, kw = weight.shape[2:]
+    full = np.zeros((n, weight.shape[1], (h - 1) * sh + kh, (w - 1) * sw + kw))
+    for p, q in np.ndindex(h, w):
+        full[:, :, p * sh:p * sh + kh, q * sw:q * sw + kw] += np.einsum(
+            "nc,coij->noij", input[:, :, p, q], kernels)
+    if crop == "both":
+        out = full[:, :, ph:full.shape[2] - ph, pw:full.shape[3] - pw]
+    elif crop == "end":
+        out = full[:, :, :full.shape[2] - 2 * ph, :full.shape[3] - 2 * pw]
+    elif crop == "pad":
+        out = np.pad(full, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    else:
+        out = full
+    return out if bias is None else out + np.asarray(bias).reshape(1, -1, 1, 1)
+
+
+# Settings of the random cases: (N, C_in, H, W), (C_out, KH, KW), stride, padding, bias.
+TRANSPOSED = [
+    ((2, 2, 3, 4), (3, 3, 3), 1, 0, True),
+    ((2, 3, 4, 4), (2, 3, 3), 2, 1, True),             # stride 2 and padding
+    ((1, 2, 3, 5), (2, 2, 3), (2, 1), (1, 0), False),  # non-square; C_in = C_out
+    ((2, 1, 4, 3), (2, 2, 2), 3, 0, True),             # stride > kernel: rows of zeros
+    ((1, 2, 2, 2), (1, 4, 4), 2, 1, False),            # 2x upsampling, as in decoders
+    ((2, 2, 5, 5), (2, 1, 1), 2, 0, True),             # 1x1 kernel
+    ((1, 3, 3, 3), (2, 3, 2), (1, 2), 1, True),
+]
+
+
+@register
+class ConvTranspose2d(_LayerCheck):
+    name = "layers.conv_transpose2d"
+    function = "conv_transpose2d"
+    reference_name = "the definition (a loop over the input pixels, each adding a weighted kernel)"
+
+    def examples(self):
+        delta = DELTA_2X2.reshape(1, 1, 2, 2)
+        kernel = KERNEL_2X2.reshape(1, 1, 2, 2)
+        return [Case("the lecture's 2x2 sensitivity and 2x2 kernel, stride 1 (= δ * K, full)",
+                     {"input": delta, "weight": kernel}),
+                Case("the same with stride 2", {"input": delta, "weight": kernel,
+                                                 "stride": 2}),
+                Case("a 3x3 map of ones, 3x3 kernel 1..9, stride 2, padding 1",
+                     {"input": np.ones((1, 1, 3, 3)),
+                      "weight": np.arange(1.0, 10.0).reshape(1, 1, 3, 3),
+                      "stride": 2, "padding": 1})]
+
+    def random_cases(self, rng, count):
+        cases = []
+        for i in range(count):
+            (n, c, h, w), (o, kh, kw), stride, padding, with_bias = \
+                TRANSPOSED[i % len(TRANSPOSED)]
+            integer = i % 3 == 0
+            inputs = {"input": random_matrix(rng, (n, c, h, w), integer),
+                      "weight": random_matrix(rng, (c, o, kh, kw), integer),
+                      "stride": stride, "padding": padding}
+            if with_bias:
+                inputs["bias"] = random_matrix(rng, (o,), integer)
+            cases.append(Case(f"random case {i}: stride={stride}, padding={padding}", inputs))
+        return cases
+
+    def call(self, input, weight, bias=None, stride=1, padding=0):
+        return {"out": np.asarray(self.target()(input, weight, bias, stride=as_arg(stride),
+                                                padding=as_arg(padding)))}
+
+    def reference(self, input, weight, bias=None, stride=1, padding=0):
+        return {"out": conv_transpose_loop(input, weight, bias, stride, padding)}
+
+    def mistakes(self, input, weight, bias=None, stride=1, padding=0):
+        args = (input, weight, bias, stride, padding)
+        found = [("the kernel was not rotated: the transposed convolution is a full "
+                  "*convolution* of the dilated input with each kernel (or a correlation "
+                  "with rot90(kernel, 2))",
+                  {"out": conv_transpose_loop(*args, rotate=True)})]
+        if pair(stride) != (1, 1):
+            found.append(("the stride was ignored: insert stride - 1 zeros between the "
+                          "entries of each input map (dilate it by the stride) before the "
+                          "full convolution", {"out": conv_transpose_loop(
+                              *args, use_stride=False)}))
+        if pair(padding) != (0, 0):
+            found += [("the padding was ignored: a transposed convolution cuts `padding` "
+                       "rows and columns off each side of the full result",
+                       {"out": conv_transpose_loop(*args, crop="none")}),
+                      ("the padding was added: a transposed convolution *removes* `padding` "
+                       "rows and columns from each side of the full result (the convolution "
+                       "it transposes added them)",
+                       {"out": conv_transpose_loop(*args, crop="pad")}),
+                      ("the padding was cut off one side only: remove `padding` rows and "
+                       "columns from each side, out[:, :, ph:-ph, pw:-pw]",
+                       {"out": conv_transpose_loop(*args, crop="end")})]
+        if bias is not None:
+            found.append(("the bias is missing: add bias[o] to every pixel of output "
+                          "channel o", {"out": conv_transpose_loop(input, weight, None,
+                                                                   stride, padding)}))
+        weight = np.asarray(weight)
+        if weight.shape[0] == weight.shape[1]:
+            found.append(("weight is (C_in, C_out, KH, KW), as in PyTorch: sum over its "
+                          "first axis, the input channels", {"out": conv_transpose_loop(
+                              input, weight.transpose(1, 0, 2, 3), bias, stride, padding)}))
+        return found

@@ -15,6 +15,11 @@ sensitivity ``δ`` (stride 1, no padding):
 * the kernel gradient is the *valid correlation* ``a ⋆ δ`` (:func:`conv_grad_kernel`);
 * the bias gradient is the sum of ``δ`` (:func:`conv_grad_bias`).
 
+With stride ``s``, the sensitivity of the layer below is the full convolution of ``δ``
+*dilated* by ``s`` (``s - 1`` zeros between its entries): multiplication by the
+transpose of the convolution's matrix, the operation frameworks call a *transposed
+convolution* (:func:`conv_transpose2d`, like ``torch.nn.functional.conv_transpose2d``).
+
 :func:`conv2d_forward` / :func:`conv2d_backward` do the same for a whole batch,
 with stride, zero padding and dilation, vectorized with ``im2col`` (every
 receptive field as a row of a matrix, through ``sliding_window_view``) and its
@@ -27,7 +32,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from cnnlab._validate import as_numeric_array, as_pair, as_real_array, check_cache, checked_dout
-from cnnlab.signal import convolve2d, correlate2d
+from cnnlab.signal import convolve2d, correlate2d, dilate_kernel
 
 __all__ = [
     "conv2d_backward",
@@ -35,6 +40,7 @@ __all__ = [
     "conv_delta_input",
     "conv_grad_bias",
     "conv_grad_kernel",
+    "conv_transpose2d",
 ]
 
 
@@ -348,4 +354,109 @@ def conv_grad_bias(delta):
     delta = as_numeric_array(delta, "delta", ndim=2)
     # BEGIN SOLUTION
     return delta.sum()
+    # END SOLUTION
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0):
+    """Transposed convolution ("deconvolution"), like ``torch.nn.functional.conv_transpose2d``.
+
+    The adjoint of :func:`conv2d_forward`: every input pixel ``input[n, c, p, q]`` adds
+    ``input[n, c, p, q] * weight[c, o]`` to the output window that starts at
+    ``(p * sh, q * sw)``, and ``padding`` rows (columns) are then cut off each side.
+    Equivalently, for each output channel ``o``: insert ``stride - 1`` zeros between the
+    entries of each input map (dilate it), take the *full convolution* with
+    ``weight[c, o]``, sum over ``c``, and crop. With stride ``s > 1`` the map grows about
+    ``s`` times: it upsamples. ``conv_transpose2d(dout, w, stride=s, padding=p)`` is the
+    ``dx`` of a ``conv2d_forward(x, w, b, s, p)`` whose windows cover all of ``x``.
+
+    Parameters
+    ----------
+    input : array_like, shape (N, C_in, H, W)
+        Input batch (for instance the sensitivity ``δ`` of a convolution's output).
+    weight : array_like, shape (C_in, C_out, KH, KW)
+        Kernels, laid out as in PyTorch: input channels first. A ``conv2d_forward``
+        weight of shape ``(F, C, KH, KW)`` is the transposed convolution from ``F``
+        channels back to ``C``.
+    bias : array_like, shape (C_out,), optional
+        One bias per output channel, added to every pixel; None for none.
+    stride : int or pair of ints, optional
+        ``(sh, sw)``: the output windows of neighbouring input pixels are ``sh`` rows
+        (``sw`` columns) apart.
+    padding : int or pair of ints, optional
+        ``(ph, pw)``: rows (columns) cut off each side of the full result, as if the
+        matching convolution had padded its input by as much.
+
+    Returns
+    -------
+    ndarray, shape (N, C_out, OH, OW)
+        ``OH = (H - 1) * sh - 2 * ph + KH`` (likewise ``OW``), dtype
+        ``numpy.result_type(input, weight, bias)``.
+
+    Raises
+    ------
+    ValueError
+        If ``input`` or ``weight`` is not a non-empty real 4-D array, their channel
+        counts differ, ``bias`` does not have shape ``(C_out,)``, ``stride`` is not a
+        positive int or pair, ``padding`` is not a non-negative int or pair, or the
+        padding would crop the output away.
+
+    Examples
+    --------
+    Stride 1: the full convolution of section 7 (``conv_delta_input``):
+
+    >>> delta = np.array([[1, 3], [2, 4]]).reshape(1, 1, 2, 2)
+    >>> kernel = np.array([[1, 2], [3, 4]]).reshape(1, 1, 2, 2)
+    >>> conv_transpose2d(delta, kernel)[0, 0]
+    array([[ 1,  5,  6],
+           [ 5, 21, 20],
+           [ 6, 20, 16]])
+
+    Stride 2 spreads the copies of the kernel two pixels apart, a 4x4 map:
+
+    >>> conv_transpose2d(delta, kernel, stride=2)[0, 0]
+    array([[ 1,  2,  3,  6],
+           [ 3,  4,  9, 12],
+           [ 2,  4,  4,  8],
+           [ 6,  8, 12, 16]])
+    >>> conv_transpose2d(np.ones((2, 3, 7, 7)), np.ones((3, 6, 3, 3)), stride=2,
+    ...                  padding=1).shape
+    (2, 6, 13, 13)
+    """
+    input = as_real_array(input, "input", 4, "(N, C_in, H, W)")
+    weight = as_real_array(weight, "weight", 4, "(C_in, C_out, KH, KW)")
+    if input.shape[1] != weight.shape[0]:
+        raise ValueError(f"input has C_in={input.shape[1]} channels but weight expects "
+                         f"C_in={weight.shape[0]}: input.shape[1] must equal weight.shape[0] "
+                         f"(weight is (C_in, C_out, KH, KW)), got input.shape={input.shape} "
+                         f"and weight.shape={weight.shape}")
+    if bias is not None:
+        bias = as_numeric_array(bias, "bias", allow_empty=True)
+        if bias.shape != (weight.shape[1],) or bias.dtype.kind == "c":
+            raise ValueError(f"bias must be None or a real array of shape (C_out,) = "
+                             f"({weight.shape[1]},), one bias per output channel, got shape "
+                             f"{bias.shape} and dtype {bias.dtype}")
+    stride = as_pair(stride, "stride")
+    padding = as_pair(padding, "padding", minimum=0)
+    full = [(n - 1) * s + k for n, s, k in zip(input.shape[2:], stride, weight.shape[2:])]
+    if full[0] - 2 * padding[0] < 1 or full[1] - 2 * padding[1] < 1:
+        raise ValueError(f"padding {padding} crops the whole output away: the full result is "
+                         f"{full[0]}x{full[1]} (input {input.shape[2]}x{input.shape[3]}, "
+                         f"stride {stride}, kernel {weight.shape[2]}x{weight.shape[3]}), "
+                         f"so 2 * padding must be smaller than that along each axis")
+    # BEGIN SOLUTION
+    (sh, sw), (ph, pw) = stride, padding
+    kh, kw = weight.shape[2:]
+    # The stride: stride - 1 zeros between the entries of every map (last two axes).
+    spread = dilate_kernel(input, (sh, sw))
+    # The full convolution: pad by kernel - 1 on each side, then correlate with the
+    # kernels rotated by 180 degrees (one valid window per output pixel).
+    framed = np.pad(spread, ((0, 0), (0, 0), (kh - 1, kh - 1), (kw - 1, kw - 1)))
+    windows = sliding_window_view(framed, (kh, kw), axis=(2, 3))  # (N, C_in, OH, OW, KH, KW)
+    rotated = weight[:, :, ::-1, ::-1]
+    out = np.einsum("ncpqij,coij->nopq", windows, rotated)
+    # The padding the matching convolution added is cut off each side.
+    out = out[:, :, ph:out.shape[2] - ph, pw:out.shape[3] - pw]
+    if bias is not None:
+        out = out + bias.reshape(1, -1, 1, 1)
+    return out
     # END SOLUTION

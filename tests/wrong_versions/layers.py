@@ -100,6 +100,33 @@ def backward_with(rotate_dw=False, keep_padding=False, flip_dx=False, overwrite=
     return make
 
 
+# ---------------------------------------------------------------- conv_transpose2d
+def transpose_with(rotate=True, dilate=True, crop="both", use_bias=True):
+    """conv_transpose2d as dilate, full convolution, crop, with one step done wrong."""
+    def make(original):
+        def conv_transpose2d(input, weight, bias=None, stride=1, padding=0):
+            x, w = np.asarray(input), np.asarray(weight)
+            (sh, sw) = _pair(stride) if dilate else (1, 1)
+            (ph, pw) = _pair(padding)
+            kh, kw = w.shape[2:]
+            spread = np.zeros(x.shape[:2] + ((x.shape[2] - 1) * sh + 1,
+                                             (x.shape[3] - 1) * sw + 1))
+            spread[:, :, ::sh, ::sw] = x
+            framed = np.pad(spread, ((0, 0), (0, 0), (kh - 1, kh - 1), (kw - 1, kw - 1)))
+            kernels = w[:, :, ::-1, ::-1] if rotate else w
+            out = np.einsum("ncpqij,coij->nopq",
+                            sliding_window_view(framed, (kh, kw), axis=(2, 3)), kernels)
+            if crop == "both":
+                out = out[:, :, ph:out.shape[2] - ph, pw:out.shape[3] - pw]
+            elif crop == "end":
+                out = out[:, :, :out.shape[2] - 2 * ph, :out.shape[3] - 2 * pw]
+            if use_bias and bias is not None:
+                out = out + np.asarray(bias).reshape(1, -1, 1, 1)
+            return out
+        return conv_transpose2d
+    return make
+
+
 WRONG = {
     "layers.conv_delta_input": [
         ("'valid' instead of 'full'", lambda ref: delta_input_valid),
@@ -124,6 +151,12 @@ WRONG = {
         ("dx from a correlation", backward_with(flip_dx=True)),
         ("dx overwritten on overlapping receptive fields", backward_with(overwrite=True)),
         ("db per image", backward_with(db_per_image=True)),
+    ],
+    "layers.conv_transpose2d": [
+        ("stride not dilated", transpose_with(dilate=False)),
+        ("kernel not rotated (correlation)", transpose_with(rotate=False)),
+        ("padding cropped off one side", transpose_with(crop="end")),
+        ("bias missing", transpose_with(use_bias=False)),
     ],
 }
 
@@ -150,6 +183,12 @@ HINTS = {
     ("layers.conv2d_backward", "dx overwritten on overlapping receptive fields"):
         r"add their contributions, don't overwrite",
     ("layers.conv2d_backward", "db per image"): r"db: sum δ over the batch",
+    ("layers.conv_transpose2d", "stride not dilated"): r"the stride was ignored: insert",
+    ("layers.conv_transpose2d", "kernel not rotated (correlation)"):
+        r"the kernel was not rotated",
+    ("layers.conv_transpose2d", "padding cropped off one side"):
+        r"cut off one side only",
+    ("layers.conv_transpose2d", "bias missing"): r"bias is missing: add bias\[o\]",
 }
 
 
