@@ -97,7 +97,7 @@ student: $(LAB_STAMP)
 		echo "building the student release of $(PS) into assignments/release/$(PS)/"; \
 		$(PY) tools/build_release.py $(PS) || exit 1; \
 	else echo "assignments/release/$(PS)/ exists: opening it (delete it to start afresh)"; fi
-	cd assignments/release/$(PS) && ../../../$(VENV)/bin/jupyter lab $(LAB_FLAGS)
+	cd assignments/release/$(PS) && $(abspath $(VENV))/bin/jupyter lab $(LAB_FLAGS)
 
 clean:
 	rm -rf build .pytest_cache .hypothesis .ruff_cache
