@@ -71,7 +71,7 @@ def _number(value) -> str:
 
 
 def _red(text: str) -> str:
-    return f"<span style='color:#c00'>{html.escape(text)}</span>"
+    return f"<span style='color:#c00'>{html.escape(text, quote=False)}</span>"
 
 
 class Explorer:
@@ -430,7 +430,7 @@ class FlipAndSlide2D(Explorer):
         x, w = self.x, self.w
         (kh, kw), name = w.shape, f"{operation}2d"
         out = _student("signal", name)(x, w, "full")
-        full_shape = tuple(np.add(x.shape, w.shape) - 1)
+        full_shape = tuple(int(a + b - 1) for a, b in zip(x.shape, w.shape))
         i, j = np.unravel_index(index, full_shape)
         taps = np.rot90(w, 2) if operation == "convolve" else w
         padded = np.pad(x, ((kh - 1, kh - 1), (kw - 1, kw - 1)))
