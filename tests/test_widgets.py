@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import subprocess
 import sys
+from pathlib import Path
 
 import nbformat
 import numpy as np
@@ -91,8 +92,9 @@ def test_headless_display_carries_the_picture_as_a_png():
 
 
 @pytest.mark.slow
-def test_a_notebook_run_headless_keeps_a_static_figure(tmp_path):
+def test_a_notebook_run_headless_keeps_a_static_figure(monkeypatch):
     from nbclient import NotebookClient
+    from nbconvert import HTMLExporter
 
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
         "from cnnlab import widgets\nwidgets.geometry_explorer(stride=2)")])
@@ -101,6 +103,17 @@ def test_a_notebook_run_headless_keeps_a_static_figure(tmp_path):
     assert base64.b64decode(output.data["image/png"]).startswith(PNG)
     assert "application/vnd.jupyter.widget-view+json" in output.data
     assert "= 3" in output.data["text/plain"]
+    # `make demo`'s offline HTML copy shows that picture, not a widget it cannot load
+    tools = str(Path(__file__).resolve().parents[1] / "tools")
+    monkeypatch.syspath_prepend(tools)
+    from run_notebooks import keep_static_pictures
+
+    page = HTMLExporter(embed_images=True).from_notebook_node(notebook)[0]
+    assert "application/vnd.jupyter.widget-view+json\">" in page  # what it would show
+    keep_static_pictures(notebook)
+    page = HTMLExporter(embed_images=True).from_notebook_node(notebook)[0]
+    assert "application/vnd.jupyter.widget-view+json\">" not in page
+    assert f"data:image/png;base64,{output.data['image/png']}" in page.replace("\n", "")
 
 
 def test_flip_and_slide_1d_steps_through_the_students_output():

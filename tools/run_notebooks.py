@@ -103,6 +103,19 @@ class ProgressClient(NotebookClient):
         return super().process_message(msg, cell, cell_index)
 
 
+def keep_static_pictures(nb) -> None:
+    """Drop the widget view of outputs that also carry a PNG (the cnnlab.widgets explorers).
+
+    The HTML copy cannot show a widget offline (the widget manager comes from the web),
+    and nbconvert prefers the view to the picture whenever the run stored widget state.
+    """
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if "image/png" in data:
+                data.pop("application/vnd.jupyter.widget-view+json", None)
+
+
 def run(notebook: Path, output_dir: Path, mathjax_url: str | None, timeout: int,
         prefix: str) -> bool:
     nb = nbformat.read(notebook, as_version=4)
@@ -115,6 +128,7 @@ def run(notebook: Path, output_dir: Path, mathjax_url: str | None, timeout: int,
     except CellExecutionError as exc:
         ok = False
         error = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    keep_static_pictures(nb)
     exporter = HTMLExporter(embed_images=True)
     if mathjax_url:
         exporter.mathjax_url = mathjax_url
