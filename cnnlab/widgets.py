@@ -566,10 +566,14 @@ class KernelEditor(Explorer):
         left, right = figure.subplots(1, 2)
         left.imshow(self.photo, cmap="gray")
         left.set_title("the photo", fontsize=9)
-        averaging = np.isclose(kernel.sum(), 1) and kernel.min() >= -1
-        if averaging:  # keeps the brightness: show it as a photo
+        if np.isclose(kernel.sum(), 1):  # keeps the brightness: the photo's grey levels
+            shown = "the photo's grey levels"
             right.imshow(feature_map, cmap="gray", vmin=self.photo.min(), vmax=self.photo.max())
+        elif feature_map.min() >= 0:  # brighter or darker overall
+            shown = "grey levels, scaled to fit"
+            right.imshow(feature_map, cmap="gray")
         else:  # signed (an edge detector): zero is white
+            shown = "signed: red > 0 > blue"
             limit = max(np.percentile(np.abs(feature_map), 99.5), 1e-12)
             right.imshow(feature_map, cmap="RdBu_r", vmin=-limit, vmax=limit)
         right.set_title(f"your {name}(photo, kernel, 'same')", fontsize=9)
@@ -577,7 +581,6 @@ class KernelEditor(Explorer):
             ax.axis("off")
         figure.tight_layout()
         rows = "; ".join(" ".join(_number(round(v, 3)) for v in row) for row in kernel)
-        shown = "grey levels" if averaging else "signed: red > 0 > blue"
         caption = (f"kernel [{rows}] (sum {_number(round(kernel.sum(), 3))}); feature map "
                    f"{feature_map.shape}, from {_number(feature_map.min())} to "
                    f"{_number(feature_map.max())} ({shown})")
@@ -592,8 +595,9 @@ def kernel_editor(image, *, kernel="Sobel x", operation="correlate"):
     The nine boxes are the kernel's weights; the presets are the identity, a box
     blur, Sobel x and y, and sharpen. The right panel is your
     ``cnnlab.signal.correlate2d`` (or ``convolve2d``) of the image with the kernel in
-    ``'same'`` mode: in grey levels for a kernel that keeps the brightness (weights
-    adding up to 1), else signed, red positive and blue negative.
+    ``'same'`` mode: in the photo's grey levels for a kernel that keeps the brightness
+    (weights adding up to 1), in grey levels scaled to fit for any other map without
+    negative values, else signed, red positive and blue negative.
 
     Parameters
     ----------

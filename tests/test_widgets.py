@@ -163,13 +163,14 @@ def test_kernel_editor_presets_fill_the_boxes_and_edits_make_it_custom(photo, mo
         monkeypatch.setattr(cnnlab.signal, name, spy(name, getattr(cnnlab.signal, name)))
     editor = widgets.kernel_editor(photo)
     assert calls[-1][0] == "correlate2d" and calls[-1][2] == "same"
+    assert "signed: red > 0 > blue" in editor.caption.value
     assert np.array_equal(calls[-1][1], widgets.PRESETS["Sobel x"])
     editor.controls["preset"].value = "box blur"
     assert len(calls) == 2, "one redraw for nine new weights"
-    assert np.allclose(calls[-1][1], 1 / 9) and "grey levels" in editor.caption.value
+    assert np.allclose(calls[-1][1], 1 / 9) and "the photo's grey levels" in editor.caption.value
     editor.cells[4].value = 2.0
     assert editor.controls["preset"].value == "custom"
-    assert calls[-1][1][1, 1] == 2.0 and "signed" in editor.caption.value
+    assert calls[-1][1][1, 1] == 2.0 and "scaled to fit" in editor.caption.value
     editor.cells[4].value = 1 / 9
     assert editor.controls["preset"].value == "box blur"  # the preset's weights again
     editor.controls["operation"].value = "convolve"

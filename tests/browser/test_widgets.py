@@ -1,5 +1,6 @@
-"""Notebook 02's geometry explorer is live in JupyterLab: a slider moved with the
-keyboard makes the kernel redraw and recompute the output size."""
+"""Notebook 02's explorers are live in JupyterLab: a slider moved with the keyboard
+makes the geometry explorer recompute the output size and redraw; a preset and a
+typed weight change the kernel editor's kernel."""
 
 from __future__ import annotations
 
@@ -24,11 +25,13 @@ def output_size(caption) -> int:
 
 
 def test_moving_the_stride_slider_updates_the_output_size(lab, page, tmp_path):
+    # (and the kernel editor further down the same notebook answers its controls)
     folder = tmp_path / "notebooks"
     shutil.copytree(ROOT / "notebooks", folder,
                     ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     cells = nbformat.read(folder / NOTEBOOK, as_version=4).cells
     index = next(i for i, c in enumerate(cells) if c.get("id") == "nb02-geometry-explorer")
+    editor_index = next(i for i, c in enumerate(cells) if c.get("id") == "nb02-kernel-editor")
     server = lab(folder)
     server.open(page, NOTEBOOK)
     server.run_all(page, timeout=420)
@@ -59,3 +62,20 @@ def test_moving_the_stride_slider_updates_the_output_size(lab, page, tmp_path):
                            arg=caption.element_handle(), timeout=30_000)
     assert "never looked at" in caption.inner_text()
     page.shot("stride-3")
+
+    editor = server.cell(page, editor_index).locator(".jp-OutputArea-output")
+    editor.locator(".widget-dropdown select").scroll_into_view_if_needed()
+    weights = editor.locator(".widget-text input")
+    assert weights.count() == 9 and weights.nth(0).input_value() == "1"  # Sobel x
+    caption = editor.locator(".widget-html-content").first
+    editor.locator(".widget-dropdown select").select_option("box blur")
+    page.wait_for_function("""el => /grey levels/.test(el.textContent)""",
+                           arg=caption.element_handle(), timeout=30_000)
+    assert float(weights.nth(4).input_value()) == pytest.approx(1 / 9)
+    weights.nth(4).fill("2")
+    weights.nth(4).press("Enter")
+    page.wait_for_function("""el => /sum 2.89/.test(el.textContent)""",
+                           arg=caption.element_handle(), timeout=30_000)
+    assert "scaled to fit" in caption.inner_text()
+    assert editor.locator(".widget-dropdown select").input_value() == "custom"
+    page.shot("kernel-editor")
