@@ -102,7 +102,7 @@ class Explorer:
 
     @contextmanager
     def quiet(self):
-        """Change several controls without a redraw for each; redraw once at the end."""
+        """Change several controls without a redraw for each (the caller redraws once)."""
         was, self._quiet = self._quiet, True
         try:
             yield
