@@ -106,6 +106,19 @@ class ProgressClient(NotebookClient):
         return super().process_message(msg, cell, cell_index)
 
 
+def keep_static_pictures(nb) -> None:
+    """Drop the widget view of outputs that also carry a PNG (the cnnlab.widgets explorers).
+
+    The HTML copy cannot show a widget offline (the widget manager comes from the web),
+    and nbconvert prefers the view to the picture whenever the run stored widget state.
+    """
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if "image/png" in data:
+                data.pop("application/vnd.jupyter.widget-view+json", None)
+
+
 def run(notebook: Path, output_dir: Path, mathjax_url: str | None, timeout: int,
         prefix: str) -> bool:
     nb = nbformat.read(notebook, as_version=4)
@@ -123,6 +136,7 @@ def run(notebook: Path, output_dir: Path, mathjax_url: str | None, timeout: int,
             ok = False
             lines = ANSI_COLOUR.sub("", str(exc)).strip().splitlines()
             error = lines[-1] if lines else type(exc).__name__
+    keep_static_pictures(nb)
     exporter = HTMLExporter(embed_images=True)
     if mathjax_url:
         exporter.mathjax_url = mathjax_url
