@@ -15,6 +15,7 @@ import pytest
 import cnnlab.pooling
 import cnnlab.signal
 from cnnlab import widgets
+from cnnlab.widgets.kernel_editor import PRESETS
 
 PNG = b"\x89PNG\r\n\x1a\n"
 F, G = [1, 2, 3, 4, 5], [1, 2, 3]
@@ -164,7 +165,7 @@ def test_kernel_editor_presets_fill_the_boxes_and_edits_make_it_custom(photo, mo
     editor = widgets.kernel_editor(photo)
     assert calls[-1][0] == "correlate2d" and calls[-1][2] == "same"
     assert "signed: red > 0 > blue" in editor.caption.value
-    assert np.array_equal(calls[-1][1], widgets.PRESETS["Sobel x"])
+    assert np.array_equal(calls[-1][1], PRESETS["Sobel x"])
     editor.controls["preset"].value = "box blur"
     assert len(calls) == 2, "one redraw for nine new weights"
     assert np.allclose(calls[-1][1], 1 / 9) and "the photo's grey levels" in editor.caption.value
