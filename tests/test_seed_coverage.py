@@ -9,6 +9,7 @@ leave the document pointing at nothing.
 from __future__ import annotations
 
 import re
+from functools import cache
 from pathlib import Path
 
 import nbformat
@@ -37,7 +38,8 @@ def table_rows() -> list[tuple[str, str, str, str]]:
     return rows
 
 
-def markdown_headings(notebook: Path) -> set[str]:
+@cache
+def markdown_headings(notebook: Path) -> frozenset[str]:
     """Every heading line of the notebook's markdown cells, outside code fences."""
     headings = set()
     for cell in nbformat.read(notebook, as_version=4).cells:
@@ -49,7 +51,7 @@ def markdown_headings(notebook: Path) -> set[str]:
                 in_fence = not in_fence
             elif not in_fence and re.match(r"#{1,6} ", line):
                 headings.add(line.strip())
-    return headings
+    return frozenset(headings)
 
 
 ROWS = table_rows()
