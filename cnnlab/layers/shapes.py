@@ -61,6 +61,8 @@ def window_geometry(taps):
     ...                  [0, 0, 0, 0, 1, 1, 1]])
     (3, 2, 1)
     """
+    if isinstance(taps, np.ndarray) and taps.dtype == bool:
+        taps = taps.astype(np.int64)
     taps = as_numeric_array(taps, "taps", ndim=2, layout="(outputs, inputs)")
     if taps.dtype.kind == "c" or not np.isin(taps, (0, 1)).all():
         raise ValueError(f"taps must hold only 0 and 1 (1: the output reads that input), got "
