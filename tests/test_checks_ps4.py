@@ -2,9 +2,9 @@
 
 What every check must do (pass on the reference, fail on a stub and on each wrong version
 of tests/wrong_versions/modern.py with its hint) is in tests/test_check_contract.py.
-Here: the checks live in cnnlab/layers/modern.py (and shapes.py) with at least two wrong versions each,
-the layers match numerical gradients, and their argument checks raise ValueErrors that
-name the argument.
+Here: the checks live in cnnlab/layers/modern.py (and shapes.py) with at least two wrong
+versions each, the layers match numerical gradients, and their argument checks raise
+ValueErrors that name the argument.
 """
 
 from __future__ import annotations
