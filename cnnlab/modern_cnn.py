@@ -81,7 +81,7 @@ class ModernCNN:
     (2, 10)
     """
 
-    def __init__(self, channels=(16, 32, 64), num_classes=10, dropout=0.0, seed=0,
+    def __init__(self, channels=(16, 32, 64), num_classes=10, mix=0, dropout=0.0, seed=0,
                  dtype=np.float32):
         if not isinstance(channels, (tuple, list)) or not channels or not all(
                 isinstance(c, (int, np.integer)) and not isinstance(c, bool) and c > 0
@@ -92,6 +92,7 @@ class ModernCNN:
             raise ValueError(f"channels must have at most 3 blocks for 28x28 images, got "
                              f"{len(channels)}")
         num_classes = check_int(num_classes, "num_classes", minimum=2)
+        mix = check_int(mix, "mix", minimum=0)
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not (
                 0 <= dropout < 1):
             raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
@@ -99,7 +100,7 @@ class ModernCNN:
         if np.dtype(dtype) not in (np.float32, np.float64):
             raise ValueError(f"dtype must be numpy.float32 or numpy.float64, got {dtype!r}")
         self.channels = tuple(int(c) for c in channels)
-        self.num_classes, self.dropout = num_classes, float(dropout)
+        self.num_classes, self.mix, self.dropout = num_classes, mix, float(dropout)
         self.dtype = np.dtype(dtype)
         self.blocks = [f"B{i + 1}" for i in range(len(self.channels))]
         self.params, self.running = self._init_params(seed)
@@ -115,6 +116,11 @@ class ModernCNN:
             running[f"{name}.mean"] = np.zeros(filters)
             running[f"{name}.var"] = np.ones(filters)
             inputs = filters
+        if self.mix:  # a 1x1 convolution mixing the channels at every pixel, then BN, ReLU
+            params["mix.w"] = he_init((self.mix, inputs, 1, 1), seed=seed + 99)
+            params["mix.gamma"], params["mix.beta"] = np.ones(self.mix), np.zeros(self.mix)
+            running["mix.mean"], running["mix.var"] = np.zeros(self.mix), np.ones(self.mix)
+            inputs = self.mix
         # no ReLU after the head: Glorot's initialisation, the rule for a linear layer
         params["head.w"] = glorot_init((self.num_classes, inputs, 1, 1), seed=seed + 100)
         params["head.b"] = np.zeros(self.num_classes)
@@ -155,15 +161,14 @@ class ModernCNN:
             no_bias = np.zeros(self.channels[i], dtype=self.dtype)
             out, cache = conv2d_forward(out, p[f"{name}.w"], no_bias, padding=1)
             caches.append(("conv", name, cache))
-            out, cache = batchnorm2d_forward(out, p[f"{name}.gamma"], p[f"{name}.beta"],
-                                             self.running[f"{name}.mean"],
-                                             self.running[f"{name}.var"], mode=mode)
-            caches.append(("bn", name, cache))
-            out, cache = relu_forward(out)
-            caches.append(("relu", name, cache))
+            out = self._bn_relu(out, name, mode, caches)
             if i < len(self.blocks) - 1:
                 out, cache = max_pool2d_forward(out, 2)
                 caches.append(("pool", name, cache))
+        if self.mix:
+            out, cache = conv1x1_forward(out, p["mix.w"], np.zeros(self.mix, dtype=self.dtype))
+            caches.append(("conv1x1", "mix", cache))
+            out = self._bn_relu(out, "mix", mode, caches)
         if self.dropout > 0:
             seed = int(self._rng.integers(2**31)) if mode == "train" else None
             out, cache = dropout_forward(out, self.dropout, mode=mode, seed=seed)
@@ -174,6 +179,17 @@ class ModernCNN:
         caches.append(("gap", "head", cache))
         return scores, caches
 
+    def _bn_relu(self, out, name, mode, caches):
+        """Batch norm ``name`` then ReLU, their caches appended to ``caches``."""
+        out, cache = batchnorm2d_forward(out, self.params[f"{name}.gamma"],
+                                         self.params[f"{name}.beta"],
+                                         self.running[f"{name}.mean"],
+                                         self.running[f"{name}.var"], mode=mode)
+        caches.append(("bn", name, cache))
+        out, cache = relu_forward(out)
+        caches.append(("relu", name, cache))
+        return out
+
     def backward_pass(self, dscores, caches):
         """Gradients of every parameter, keyed like :attr:`params`."""
         grads, dout = {}, dscores
@@ -182,8 +198,9 @@ class ModernCNN:
                 dout = global_avg_pool_backward(dout, cache)
             elif kind == "conv1x1":  # a 1x1 convolution is a conv2d with a 1x1 kernel
                 x, w = cache["x"], cache["w"]
-                grads["head.w"] = np.einsum("nfhw,nchw->fc", dout, x).reshape(w.shape)
-                grads["head.b"] = dout.sum(axis=(0, 2, 3))
+                grads[f"{name}.w"] = np.einsum("nfhw,nchw->fc", dout, x).reshape(w.shape)
+                if f"{name}.b" in self.params:
+                    grads[f"{name}.b"] = dout.sum(axis=(0, 2, 3))
                 dout = np.einsum("nfhw,fc->nchw", dout, w[:, :, 0, 0])
             elif kind == "dropout":
                 dout = dropout_backward(dout, cache)
