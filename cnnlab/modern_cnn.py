@@ -55,6 +55,10 @@ class ModernCNN:
         Filters of each conv3x3 block; every block but the last is followed by 2x2
         max pooling.
     num_classes : int, optional
+    mix : int, optional
+        Channels of a 1×1 convolution (followed by batch norm and ReLU) that mixes the
+        last block's channels at every pixel before the head, as in Network in Network
+        (0: none).
     dropout : float, optional
         Probability of dropping an input of the head (0: no dropout layer).
     seed : int, optional

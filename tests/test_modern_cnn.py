@@ -87,3 +87,21 @@ def test_bad_inputs_are_refused():
         model.forward_pass(np.zeros((2, 28, 28)), mode="test")
     with pytest.raises(ValueError, match=r"y must hold one label per image"):
         model.loss(np.zeros((2, 28, 28)), np.array([1]))
+
+
+def test_the_mixing_layer_has_its_gradients_right():
+    model = ModernCNN(channels=(3,), mix=4, dtype=np.float64, seed=2)
+    x = RNG.integers(0, 256, size=(3, 28, 28)).astype(np.uint8)
+    y = np.array([1, 0, 2])
+    _, grads = model.loss(x, y)
+    assert model.params["mix.w"].shape == (4, 3, 1, 1) and "mix.b" not in model.params
+
+    def loss():
+        saved = {k: v.copy() for k, v in model.running.items()}
+        scores = model.forward_pass(x, mode="train")[0]
+        for k, v in saved.items():
+            model.running[k][...] = v
+        return np.array(softmax_cross_entropy(scores, y)[0])
+
+    for name in ("mix.w", "mix.gamma", "B1.w"):
+        assert relative_error(grads[name], numerical_gradient(loss, model.params[name])) < 1e-5
