@@ -1,14 +1,16 @@
 """A small modern CNN assembled from the layers of notebook 5, next to :class:`LeNet5`.
 
 Three conv3x3-BN-ReLU blocks, a 2x2 max pooling after the first two, and a head
-with no fully connected layer: a 1×1 convolution to one map per class and global
-average pooling to the class scores (optionally with dropout before the head)::
+with no fully connected layer: a 1×1 convolution that mixes the channels at every
+pixel, dropout, a 1×1 convolution to one map per class and global average pooling to
+the class scores::
 
     input 1@28x28
-    B1  conv 3x3 (padding 1) 16 -> BN -> ReLU -> max pool 2x2    16@14x14
-    B2  conv 3x3 (padding 1) 32 -> BN -> ReLU -> max pool 2x2    32@7x7
-    B3  conv 3x3 (padding 1) 64 -> BN -> ReLU                    64@7x7
-    head conv 1x1 64 -> 10, global average pooling               10 scores
+    B1   conv 3x3 (padding 1) 16 -> BN -> ReLU -> max pool 2x2    16@14x14
+    B2   conv 3x3 (padding 1) 32 -> BN -> ReLU -> max pool 2x2    32@7x7
+    B3   conv 3x3 (padding 1) 64 -> BN -> ReLU                    64@7x7
+    mix  conv 1x1 64 -> 64 -> BN -> ReLU -> dropout 0.5           64@7x7
+    head conv 1x1 64 -> 10 -> global average pooling              10 scores
 
 It has the interface :func:`cnnlab.train.fit` expects (``params``, ``loss``,
 ``loss_and_scores``, ``predict``), so it trains with the same loop as LeNet5.
@@ -47,7 +49,7 @@ MODES = ("train", "eval")
 
 
 class ModernCNN:
-    """conv3x3-BN-ReLU blocks with max pooling, and a 1×1-convolution + GAP head.
+    """conv3x3-BN-ReLU blocks with max pooling, and a head of 1×1 convolutions and GAP.
 
     Parameters
     ----------
@@ -69,8 +71,9 @@ class ModernCNN:
     ----------
     params : dict of str to ndarray
         ``'B1.w'`` ``(16, 1, 3, 3)``, ``'B1.gamma'``, ``'B1.beta'`` ``(16,)``, ...,
-        ``'head.w'`` ``(10, 64, 1, 1)``, ``'head.b'`` ``(10,)``. The convolutions of
-        the blocks have no bias: the batch norm after them subtracts the mean of each
+        ``'mix.w'`` ``(64, 64, 1, 1)``, ``'mix.gamma'``, ``'mix.beta'``, ``'head.w'``
+        ``(10, 64, 1, 1)``, ``'head.b'`` ``(10,)``. The convolutions followed by batch
+        norm have no bias: the batch norm after them subtracts the mean of each
         channel, which would cancel it, and ``beta`` takes its place.
     running : dict of str to ndarray
         The batch norms' running means and variances (``'B1.mean'``, ``'B1.var'``, ...):
@@ -80,12 +83,12 @@ class ModernCNN:
     --------
     >>> model = ModernCNN()
     >>> model.num_params
-    24330
+    28282
     >>> model.forward(np.zeros((2, 28, 28), dtype=np.uint8)).shape
     (2, 10)
     """
 
-    def __init__(self, channels=(16, 32, 64), num_classes=10, mix=0, dropout=0.0, seed=0,
+    def __init__(self, channels=(16, 32, 64), num_classes=10, mix=64, dropout=0.5, seed=0,
                  dtype=np.float32):
         if not isinstance(channels, (tuple, list)) or not channels or not all(
                 isinstance(c, (int, np.integer)) and not isinstance(c, bool) and c > 0
@@ -138,7 +141,7 @@ class ModernCNN:
 
     def __repr__(self):
         return (f"ModernCNN(channels={self.channels}, num_classes={self.num_classes}, "
-                f"dropout={self.dropout}, dtype=np.{self.dtype.name})")
+                f"mix={self.mix}, dropout={self.dropout}, dtype=np.{self.dtype.name})")
 
     def prepare(self, x) -> np.ndarray:
         """Images as the network's input ``(N, 1, 28, 28)``, standardised like LeNet5's.

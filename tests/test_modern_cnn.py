@@ -15,14 +15,16 @@ RNG = np.random.default_rng(5)
 
 def test_parameters_are_counted_as_the_docstring_says():
     model = ModernCNN()
-    assert model.num_params == 16 * 9 + 32 + 32 * 16 * 9 + 64 + 64 * 32 * 9 + 128 + 64 * 10 + 10
+    blocks = 16 * 9 + 32 + 32 * 16 * 9 + 64 + 64 * 32 * 9 + 128
+    assert model.num_params == blocks + 64 * 64 + 128 + 64 * 10 + 10
+    assert ModernCNN(mix=0).num_params == blocks + 64 * 10 + 10
     assert "B1.b" not in model.params and set(model.running) == {
-        f"B{i}.{s}" for i in (1, 2, 3) for s in ("mean", "var")}
+        f"{name}.{s}" for name in ("B1", "B2", "B3", "mix") for s in ("mean", "var")}
 
 
 @pytest.mark.parametrize("name", ["B1.w", "B2.gamma", "B3.beta", "B3.w", "head.w", "head.b"])
 def test_gradients_match_central_differences(name):
-    model = ModernCNN(channels=(3, 4, 5), dtype=np.float64, seed=1)
+    model = ModernCNN(channels=(3, 4, 5), mix=0, dropout=0.0, dtype=np.float64, seed=1)
     x = RNG.integers(0, 256, size=(4, 28, 28)).astype(np.uint8)
     y = np.array([0, 3, 9, 3])
     _, grads = model.loss(x, y)
@@ -38,7 +40,7 @@ def test_gradients_match_central_differences(name):
 
 
 def test_train_mode_updates_the_running_statistics_and_eval_mode_does_not():
-    model = ModernCNN(channels=(2,), seed=0)
+    model = ModernCNN(channels=(2,), mix=0, seed=0)
     x = RNG.integers(0, 256, size=(3, 28, 28)).astype(np.uint8)
     model.predict(x)
     assert np.array_equal(model.running["B1.mean"], np.zeros(2))
@@ -59,7 +61,7 @@ def test_fit_trains_it_like_lenet5():
     x = rng.integers(0, 60, size=(40, 28, 28)).astype(np.uint8)
     y = rng.integers(0, 2, size=40)
     x[y == 1, 7:21, 7:21] = 255  # class 1 has a bright square
-    model = ModernCNN(channels=(4, 8), num_classes=2, seed=0)
+    model = ModernCNN(channels=(4, 8), num_classes=2, mix=0, dropout=0.0, seed=0)
     history = fit(model, (x, y), epochs=10, batch_size=10, lr=0.1, augment=False,
                   eval_data=(x, y), progress=False)
     assert history.train_loss[-1] < history.train_loss[0]
@@ -90,7 +92,7 @@ def test_bad_inputs_are_refused():
 
 
 def test_the_mixing_layer_has_its_gradients_right():
-    model = ModernCNN(channels=(3,), mix=4, dtype=np.float64, seed=2)
+    model = ModernCNN(channels=(3,), mix=4, dropout=0.0, dtype=np.float64, seed=2)
     x = RNG.integers(0, 256, size=(3, 28, 28)).astype(np.uint8)
     y = np.array([1, 0, 2])
     _, grads = model.loss(x, y)
