@@ -83,6 +83,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_conv.py
 	$(PY) benchmarks/bench_lenet_speed.py
 	$(PY) benchmarks/bench_lenet_accuracy.py
+	$(PY) benchmarks/bench_modern_vs_lenet.py
 	$(PY) benchmarks/bench_grading.py
 
 # The master notebooks with the reference package (hidden tests included).

@@ -47,7 +47,7 @@ ASSIGNMENTS: tuple[Assignment, ...] = (
     Assignment("ps1", ("01", "02"), ("signal.py",)),
     Assignment("ps2", ("03",), ("pooling.py", "gradcheck.py", "layers/conv.py")),
     Assignment("ps3", ("04",), ("layers/dense.py", "lenet.py", "optim.py")),
-    Assignment("ps4", ("05",), ("layers/modern.py",)),
+    Assignment("ps4", ("05",), ("layers/shapes.py", "layers/modern.py")),
 )
 BY_NAME = {a.name: a for a in ASSIGNMENTS}
 

@@ -9,7 +9,8 @@ import importlib
 
 __version__ = "0.1.0"
 
-__all__ = ["checks", "data", "gradcheck", "layers", "lenet", "optim", "pooling", "signal", "train"]
+__all__ = ["checks", "data", "gradcheck", "layers", "lenet", "modern_cnn", "optim", "pooling",
+           "signal", "train"]
 
 
 def __getattr__(name):

@@ -2,9 +2,9 @@
 
 What every check must do (pass on the reference, fail on a stub and on each wrong version
 of tests/wrong_versions/modern.py with its hint) is in tests/test_check_contract.py.
-Here: the checks live in cnnlab/layers/modern.py with at least two wrong versions each,
-the layers match numerical gradients, and their argument checks raise ValueErrors that
-name the argument.
+Here: the checks live in cnnlab/layers/modern.py (and shapes.py) with at least two wrong
+versions each, the layers match numerical gradients, and their argument checks raise
+ValueErrors that name the argument.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def test_every_check_is_in_modern_py_and_has_two_wrong_versions():
         assert chk.module == "cnnlab.layers"
         assert chk.source_file() == "cnnlab/layers/modern.py"
         assert len(WRONG.get(name, [])) >= 2, f"{name} needs at least two wrong versions"
-    assert set(WRONG) == set(CHECKS)
+    assert set(WRONG) == {*CHECKS, "layers.window_geometry", "layers.layer_costs"}
 
 
 # ------------------------------------------------------------------ numerical gradients
@@ -173,5 +173,62 @@ def test_initialisations_have_the_right_spread():
      r"cache must be the cache returned by dropout_forward"),
 ])
 def test_bad_arguments_raise_value_errors_naming_them(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+# ------------------------------------------------------------------ shapes.py
+def test_shape_checks_live_in_shapes_py_and_have_two_wrong_versions():
+    for name in ("layers.window_geometry", "layers.layer_costs"):
+        assert get_check(name).source_file() == "cnnlab/layers/shapes.py"
+        assert len(WRONG[name]) >= 2
+
+
+def test_layer_costs_agree_with_the_lectures_numbers():
+    """The lecture's example (760 parameters) and its LeNet300 table, where it is right:
+    156 and ~78k; its 2,496 for the second convolution counts a bias per input channel
+    (16·(5·5 + 1)·6), the right count is 16·(6·5·5 + 1) = 2,416; its 1k for FC-10 leaves
+    out the 10 biases. VGG-16: 138,357,544 parameters, as torchvision's."""
+    assert cl.layer_costs([("conv", 10, 5, 1, 2)], (3, 32, 32)) == [((10, 32, 32), 760, 10240)]
+    from cnnlab.checks.modern import LENET300, VGG16, parse_layers
+
+    rows = cl.layer_costs(parse_layers(LENET300), (1, 28, 28))
+    assert [r[1] for r in rows if r[1]] == [156, 2416, 78_500, 1010]
+    assert rows[5][0] == (16, 7, 7)
+    rows = cl.layer_costs(parse_layers(VGG16), (3, 224, 224))
+    assert sum(r[1] for r in rows) == 138_357_544
+    assert rows[0] == ((64, 224, 224), 1792, 64 * 224 * 224)
+    assert rows[-4][0] == (512, 7, 7) and rows[-3][1] == 4096 * (7 * 7 * 512 + 1)
+    assert sum(r[2] for r in rows) + 3 * 224 * 224 == 15_237_608
+
+
+def test_window_geometry_reads_every_picture_the_notebook_draws():
+    from cnnlab.checks.modern import taps_picture
+
+    for size, stride, dilation in [(3, 1, 1), (3, 2, 1), (3, 1, 2), (2, 3, 2), (1, 2, 1)]:
+        taps = taps_picture(size, stride, dilation, 3, offset=1, tail=2)
+        assert cl.window_geometry(taps) == (size, stride, dilation)
+        assert cl.window_geometry(taps.astype(bool)) == (size, stride, dilation)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: cl.window_geometry([1, 0, 1]), r"taps must be 2-D \(outputs, inputs\)"),
+    (lambda: cl.window_geometry([[1, 2], [0, 1]]), r"taps must hold only 0 and 1"),
+    (lambda: cl.window_geometry([[1, 1, 0]]), r"taps must have at least 2 rows"),
+    (lambda: cl.window_geometry([[1, 0], [0, 0]]), r"row 1 has no 1"),
+    (lambda: cl.layer_costs([("fc", 10)], (3, 32)), r"input_shape must be a tuple of 3"),
+    (lambda: cl.layer_costs([], (3, 32, 32)), r"layers must be a non-empty list"),
+    (lambda: cl.layer_costs([("dense", 10)], (3, 8, 8)),
+     r"layers\[0\] must be a tuple starting with one of"),
+    (lambda: cl.layer_costs([("relu",), ("conv", 4, 3, 1)], (3, 8, 8)),
+     r"layers\[1\] must be \('conv', filters, kernel_size, stride, padding\)"),
+    (lambda: cl.layer_costs([("pool", 2, 0)], (3, 8, 8)), r"layers\[0\]: stride must be >= 1"),
+    (lambda: cl.layer_costs([("conv", 4, 3, 1, -1)], (3, 8, 8)),
+     r"layers\[0\]: padding must be >= 0"),
+    (lambda: cl.layer_costs([("fc", 10), ("pool", 2, 2)], (3, 8, 8)),
+     r"layers\[1\]: a pool layer needs feature maps"),
+    (lambda: cl.layer_costs([("conv", 4, 9, 1, 0)], (3, 8, 8)), r"kernel_size: the kernel spans"),
+])
+def test_bad_shape_arguments_raise_value_errors_naming_them(call, match):
     with pytest.raises(ValueError, match=match):
         call()

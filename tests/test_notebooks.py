@@ -16,7 +16,7 @@ from tests.wrong_versions import WRONG_VERSIONS
 
 # Seconds each notebook may take to run top to bottom with the reference package
 # on a 2-core machine (they take about a third of this).
-BUDGET = {"01": 120, "02": 120, "03": 180, "04": 420, "05": 120}
+BUDGET = {"01": 120, "02": 120, "03": 180, "04": 420, "05": 180}
 
 
 def notebook_id(path):

@@ -147,10 +147,11 @@ EXERCISES: tuple[Exercise, ...] = (
     Exercise("04_lenet5_mnist.ipynb", 11, ("fit",), "cnnlab.train", kind="Test",
              rule=NO_LAYER_SHORTCUT),
     *_exercises("05_modern_layers.ipynb", "cnnlab.layers",
-                (1, "conv1x1_forward"), (2, "global_avg_pool_forward global_avg_pool_backward"),
-                (3, "leaky_relu_forward leaky_relu_backward"), (4, "he_init glorot_init"),
-                (5, "batchnorm2d_forward"), (6, "batchnorm2d_backward"),
-                (7, "dropout_forward dropout_backward"), rule=NO_LAYER_SHORTCUT),
+                (1, "window_geometry"), (2, "layer_costs"), (3, "conv1x1_forward"),
+                (4, "global_avg_pool_forward global_avg_pool_backward"),
+                (5, "leaky_relu_forward leaky_relu_backward"), (6, "he_init glorot_init"),
+                (7, "batchnorm2d_forward"), (8, "batchnorm2d_backward"),
+                (9, "dropout_forward dropout_backward"), rule=NO_LAYER_SHORTCUT),
 )
 BY_FUNCTION: dict[str, Exercise] = {f: e for e in EXERCISES for f in e.functions}
 

@@ -1,4 +1,5 @@
-"""Checks of problem set 4 (notebook 05): the layers of modern CNNs.
+"""Checks of problem set 4 (notebook 05): a network's shapes and costs (cnnlab/layers/
+shapes.py) and the layers of modern CNNs (cnnlab/layers/modern.py).
 
 Registered under the group ``layers`` (the functions live in ``cnnlab.layers``);
 ``cnnlab.checks.layers`` imports this module. Every reference here is written
@@ -18,6 +19,196 @@ def _image_shape(rng, square_channels=False):
     n, c, h, w = (int(v) for v in rng.integers(1, 5, size=4))
     f = c if square_channels else int(rng.integers(1, 5))
     return (n, c, h, w), f
+
+
+# ------------------------------------------------------------------ reading a picture
+def taps_picture(kernel_size, stride, dilation, outputs, offset=0, tail=0):
+    """The windows of a 1-D convolution as a 0/1 picture, one row per output."""
+    span = dilation * (kernel_size - 1) + 1
+    taps = np.zeros((outputs, offset + span + stride * (outputs - 1) + tail), dtype=np.int64)
+    for row in range(outputs):
+        for tap in range(kernel_size):
+            taps[row, offset + row * stride + tap * dilation] = 1
+    return taps
+
+
+def geometry_loop(taps):
+    """(kernel_size, stride, dilation) by walking the first two rows."""
+    taps = np.asarray(taps)
+    first = [i for i, v in enumerate(taps[0]) if v]
+    second = [i for i, v in enumerate(taps[1]) if v]
+    dilation = first[1] - first[0] if len(first) > 1 else 1
+    return np.array([len(first), second[0] - first[0], dilation])
+
+
+@register
+class WindowGeometry(_LayerCheck):
+    name = "layers.window_geometry"
+    function = "window_geometry"
+    reference_name = "the taps of the first two windows counted one by one"
+
+    def examples(self):
+        return [Case("the lecture's 3x3 filter on 7 pixels, stride 2",
+                     {"taps": taps_picture(3, 2, 1, 3)}),
+                Case("the lecture's three weights spread over five pixels (dilation 2)",
+                     {"taps": taps_picture(3, 1, 2, 4)}),
+                Case("two taps, dilation 3, stride 2", {"taps": taps_picture(2, 2, 3, 3)})]
+
+    def random_cases(self, rng, count):
+        cases = []
+        for i in range(count):
+            kernel_size = int(rng.integers(1, 6))
+            dilation = int(rng.integers(1, 4)) if kernel_size > 1 else 1
+            stride, outputs = int(rng.integers(1, 5)), int(rng.integers(2, 6))
+            offset, tail = (int(v) for v in rng.integers(0, 3, size=2))
+            cases.append(Case(f"random case {i}: size {kernel_size}, stride {stride}, "
+                              f"dilation {dilation}, {outputs} outputs", {
+                                  "taps": taps_picture(kernel_size, stride, dilation, outputs,
+                                                       offset, tail)}))
+        return cases
+
+    def call(self, taps):
+        found = self.target()(taps)
+        return {"out": np.asarray(found, dtype=float)}
+
+    def reference(self, taps):
+        return {"out": geometry_loop(taps).astype(float)}
+
+    def mistakes(self, taps):
+        size, stride, dilation = (int(v) for v in geometry_loop(taps))
+        span = dilation * (size - 1) + 1
+        return [("dilation is the distance between neighbouring taps (PyTorch's dilation): "
+                 "that is the number of zeros between them, which is dilation - 1",
+                 {"out": np.array([size, stride, dilation - 1], dtype=float)}),
+                ("kernel_size counts the taps (the weights), not the span of the window from "
+                 "its first to its last tap", {"out": np.array([span, stride, dilation],
+                                                               dtype=float)}),
+                ("the stride is how far a window moves: the distance between the first taps "
+                 "of two neighbouring windows, not the gap after a window",
+                 {"out": np.array([size, stride - span, dilation], dtype=float)})]
+
+
+# ------------------------------------------------------------------ a stack's costs
+def parse_layers(text):
+    """'conv 10 5 1 2; relu; fc 10' as [("conv", 10, 5, 1, 2), ("relu",), ("fc", 10)]."""
+    return [(kind, *(int(v) for v in values))
+            for kind, *values in (part.split() for part in text.split(";"))]
+
+
+def costs_reference(layers, input_shape, no_bias=False, no_channels=False, no_flatten=False,
+                    no_padding=False, input_activations=False, pool_no_stride=False):
+    """Shapes, parameters and activations of every layer, by the formulas (and switches for
+    the planted mistakes); shapes as rows (C, H, W), (units, 0, 0) after a dense layer."""
+    shape = list(input_shape)
+    shapes, params, activations = [], [], []
+    for kind, *values in parse_layers(layers):
+        before = int(np.prod([s for s in shape if s]))
+        count = 0
+        if kind == "conv":
+            filters, kernel, stride, padding = values
+            padding = 0 if no_padding else padding
+            taps = kernel * kernel * (1 if no_channels else shape[0])
+            count = filters * (taps + (0 if no_bias else 1))
+            shape = [filters] + [(s + 2 * padding - kernel) // stride + 1 for s in shape[1:]]
+        elif kind == "pool":
+            kernel, stride = values
+            stride = 1 if pool_no_stride else stride
+            shape = [shape[0]] + [(s - kernel) // stride + 1 for s in shape[1:]]
+        elif kind == "fc":
+            inputs = shape[0] if no_flatten else before
+            count = values[0] * (inputs + (0 if no_bias else 1))
+            shape = [values[0], 0, 0]
+        shapes.append(list(shape))
+        params.append(count)
+        activations.append(before if input_activations else int(np.prod([s for s in shape
+                                                                           if s])))
+    return {"shapes": np.array(shapes, dtype=float), "params": np.array(params, dtype=float),
+            "activations": np.array(activations, dtype=float)}
+
+
+#: VGG-16 (configuration D of Simonyan and Zisserman's table): 3x3 convolutions with
+#: padding 1, each followed by a ReLU (in place: left out of the count), 2x2 max pooling.
+VGG16 = "; ".join(["conv 64 3 1 1"] * 2 + ["pool 2 2"] + ["conv 128 3 1 1"] * 2 + ["pool 2 2"]
+                  + ["conv 256 3 1 1"] * 3 + ["pool 2 2"] + ["conv 512 3 1 1"] * 3
+                  + ["pool 2 2"] + ["conv 512 3 1 1"] * 3 + ["pool 2 2"]
+                  + ["fc 4096", "fc 4096", "fc 1000"])
+#: The lecture's convolutional LeNet300 on 28x28 digits: conv-and-pool twice, then dense.
+LENET300 = "conv 6 5 1 2; relu; pool 2 2; conv 16 5 1 2; relu; pool 2 2; fc 100; relu; fc 10"
+
+
+def random_stack(rng):
+    """A random INPUT -> [[CONV -> RELU]*N -> POOL?]*M -> [FC -> RELU]*K -> FC that fits."""
+    channels, side = int(rng.integers(1, 4)), int(rng.integers(8, 33))
+    width = side + int(rng.integers(0, 3))
+    layers, h, w = [], side, width
+    for _ in range(int(rng.integers(1, 4))):
+        for _ in range(int(rng.integers(1, 3))):
+            kernel = int(rng.choice([1, 3, 5]))
+            stride, padding = int(rng.integers(1, 3)), int(rng.integers(0, kernel // 2 + 1))
+            if min(h, w) + 2 * padding < kernel:
+                break
+            layers += [f"conv {int(rng.integers(2, 17))} {kernel} {stride} {padding}", "relu"]
+            h, w = ((s + 2 * padding - kernel) // stride + 1 for s in (h, w))
+        kernel = int(rng.choice([2, 3]))
+        if min(h, w) >= kernel and rng.random() < 0.7:
+            layers.append(f"pool {kernel} 2")
+            h, w = ((s - kernel) // 2 + 1 for s in (h, w))
+    for _ in range(int(rng.integers(0, 3))):
+        layers += [f"fc {int(rng.integers(4, 65))}", "relu"]
+    layers.append(f"fc {int(rng.integers(2, 11))}")
+    return "; ".join(layers), (channels, side, width)
+
+
+@register
+class LayerCosts(_LayerCheck):
+    name = "layers.layer_costs"
+    function = "layer_costs"
+    reference_name = ("the formulas: F·(C·k·k + 1) weights per conv, units·(inputs + 1) per "
+                      "fc, the output's size in values")
+
+    def examples(self):
+        return [Case("the lecture's ten 5x5 filters, stride 1, padding 2, on 32x32x3",
+                     {"layers": "conv 10 5 1 2", "input_shape": (3, 32, 32)}),
+                Case("the lecture's convolutional LeNet300 on 28x28 digits",
+                     {"layers": LENET300, "input_shape": (1, 28, 28)}),
+                Case("VGG-16 on a 224x224 RGB image", {"layers": VGG16,
+                                                       "input_shape": (3, 224, 224)})]
+
+    def random_cases(self, rng, count):
+        cases = []
+        for i in range(count):
+            layers, shape = random_stack(rng)
+            cases.append(Case(f"random case {i}: {layers.count(';') + 1} layers on {shape}",
+                              {"layers": layers, "input_shape": shape}))
+        return cases
+
+    def call(self, layers, input_shape):
+        rows = self.target()(parse_layers(layers), tuple(input_shape))
+        shapes = [list(shape) + [0] * (3 - len(shape)) for shape, _, _ in rows]
+        return {"shapes": np.array(shapes, dtype=float),
+                "params": np.array([row[1] for row in rows], dtype=float),
+                "activations": np.array([row[2] for row in rows], dtype=float)}
+
+    def reference(self, layers, input_shape):
+        return costs_reference(layers, input_shape)
+
+    def mistakes(self, layers, input_shape):
+        def wrong(**switch):
+            return costs_reference(layers, input_shape, **switch)
+
+        return [("every filter (and every unit) has one bias too: F·(C·k·k + 1) parameters "
+                 "for a conv layer, units·(inputs + 1) for a fully connected one",
+                 {"params": wrong(no_bias=True)["params"]}),
+                ("a filter spans every input channel: it has C·k·k weights (plus a bias), "
+                 "not k·k", {"params": wrong(no_channels=True)["params"]}),
+                ("the first fully connected layer sees the flattened maps: C·H·W inputs, not "
+                 "C", {"params": wrong(no_flatten=True)["params"]}),
+                ("the padding adds 2·padding to each side's length: out = (n + 2·padding - "
+                 "k) // stride + 1", {"shapes": wrong(no_padding=True)["shapes"]}),
+                ("a pooling window moves by its stride: out = (n - k) // stride + 1",
+                 {"shapes": wrong(pool_no_stride=True)["shapes"]}),
+                ("count the values of each layer's output (C·H·W), not of its input",
+                 {"activations": wrong(input_activations=True)["activations"]})]
 
 
 # ------------------------------------------------------------------ 1x1 convolution

@@ -1,4 +1,5 @@
-"""Plausible mistakes in the exercises of notebook 05 (cnnlab/layers/modern.py)."""
+"""Plausible mistakes in the exercises of notebook 05 (cnnlab/layers/shapes.py and
+cnnlab/layers/modern.py)."""
 
 import numpy as np
 
@@ -189,7 +190,71 @@ def dropout_backward_with(rescale=True, use_mask=True):
     return make
 
 
+# ------------------------------------------------------------------ shapes.py
+def _first_two(taps):
+    taps = np.asarray(taps)
+    return np.flatnonzero(taps[0]), np.flatnonzero(taps[1])
+
+
+def geometry_zeros_as_dilation(taps):
+    first, second = _first_two(taps)
+    gaps = int(first[1] - first[0]) - 1 if first.size > 1 else 0
+    return first.size, int(second[0] - first[0]), gaps
+
+
+def geometry_span_as_size(taps):
+    first, second = _first_two(taps)
+    dilation = int(first[1] - first[0]) if first.size > 1 else 1
+    return int(first[-1] - first[0] + 1), int(second[0] - first[0]), dilation
+
+
+def geometry_gap_as_stride(taps):
+    first, second = _first_two(taps)
+    dilation = int(first[1] - first[0]) if first.size > 1 else 1
+    return first.size, int(second[0] - first[-1] - 1), dilation
+
+
+def costs_with(no_bias=False, no_channels=False, no_flatten=False, no_padding=False,
+               input_activations=False):
+    def make(original):
+        def layer_costs(layers, input_shape):
+            shape, rows = tuple(input_shape), []
+            for kind, *values in layers:
+                before, params = int(np.prod(shape)), 0
+                if kind == "conv":
+                    filters, kernel, stride, padding = values
+                    padding = 0 if no_padding else padding
+                    taps = kernel * kernel * (1 if no_channels else shape[0])
+                    params = filters * (taps + (0 if no_bias else 1))
+                    shape = (filters, *((s + 2 * padding - kernel) // stride + 1
+                                        for s in shape[1:]))
+                elif kind == "pool":
+                    kernel, stride = values
+                    shape = (shape[0], *((s - kernel) // stride + 1 for s in shape[1:]))
+                elif kind == "fc":
+                    inputs = shape[0] if no_flatten else before
+                    params = values[0] * (inputs + (0 if no_bias else 1))
+                    shape = (values[0],)
+                rows.append((shape, params, before if input_activations
+                             else int(np.prod(shape))))
+            return rows
+        return layer_costs
+    return make
+
+
 WRONG = {
+    "layers.window_geometry": [
+        ("zeros between taps as the dilation", _wrap(geometry_zeros_as_dilation)),
+        ("span as the size", _wrap(geometry_span_as_size)),
+        ("gap between windows as the stride", _wrap(geometry_gap_as_stride)),
+    ],
+    "layers.layer_costs": [
+        ("no biases", costs_with(no_bias=True)),
+        ("filters without the input channels", costs_with(no_channels=True)),
+        ("fc not flattened", costs_with(no_flatten=True)),
+        ("padding ignored", costs_with(no_padding=True)),
+        ("activations of the input", costs_with(input_activations=True)),
+    ],
     "layers.conv1x1_forward": [
         ("bias missing", _wrap(conv1x1_no_bias)),
         ("reshaped without moving the channel axis", _wrap(conv1x1_bad_reshape)),
@@ -247,6 +312,17 @@ WRONG = {
 # The hint (a regular expression) each wrong version must get from check(name); where the
 # check has none for it, what the plain description of the difference must say instead.
 HINTS = {
+    ("layers.window_geometry", "zeros between taps as the dilation"):
+        r"that is the number of zeros between them",
+    ("layers.window_geometry", "span as the size"): r"kernel_size counts the taps",
+    ("layers.window_geometry", "gap between windows as the stride"):
+        r"the distance between the first taps",
+    ("layers.layer_costs", "no biases"): r"has one bias too",
+    ("layers.layer_costs", "filters without the input channels"):
+        r"a filter spans every input channel",
+    ("layers.layer_costs", "fc not flattened"): r"sees the flattened maps",
+    ("layers.layer_costs", "padding ignored"): r"the padding adds 2·padding",
+    ("layers.layer_costs", "activations of the input"): r"not of its input",
     ("layers.conv1x1_forward", "bias missing"): r"the bias is missing",
     ("layers.conv1x1_forward", "reshaped without moving the channel axis"):
         r"mixes channels and positions",
