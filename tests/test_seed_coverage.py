@@ -92,9 +92,10 @@ def test_referenced_heading_exists(row_id, taught_in):
 
 
 def test_reference_pattern_reads_headings_with_backticks():
-    cell = "`01_convolution_1d.ipynb` › ``## 3. How much output? `'full'` `` (new)"
+    cell = "`01_convolution_1d.ipynb` › ``## 3. How much output? `'full'` ``; `02_x.ipynb` › `## 1. A`"
     assert REFERENCE.findall(cell) == [
-        ("01_convolution_1d.ipynb", "``", "## 3. How much output? `'full'`")]
+        ("01_convolution_1d.ipynb", "``", "## 3. How much output? `'full'`"),
+        ("02_x.ipynb", "`", "## 1. A")]
 
 
 def test_the_two_seed_errors_are_noted():
