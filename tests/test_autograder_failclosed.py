@@ -164,14 +164,17 @@ def test_every_frame_the_child_sends_still_parses():
     assert parsed[5][1]["out"].shape == (2, 2)
 
 
-def runner_processes() -> set[int]:
+def runner_processes(boxes: Path) -> set[int]:
+    """Sandbox children still alive whose box lies under ``boxes`` (this test's own: other
+    gradings on the machine do not count)."""
     found = set()
     for entry in Path("/proc").iterdir():
         try:
-            if entry.name.isdigit() and b"_runner.py" in (entry / "cmdline").read_bytes():
-                found.add(int(entry.name))
+            command = (entry / "cmdline").read_bytes() if entry.name.isdigit() else b""
         except OSError:
             continue
+        if b"_runner.py" in command and str(boxes).encode() in command:
+            found.add(int(entry.name))
     return found
 
 
@@ -186,7 +189,8 @@ def test_a_deep_json_frame_from_student_code_costs_only_that_student(tmp_path):
     cells = [GradedCell("01", "test_pad2d", 1, "test", "", [CheckCall("signal.pad2d")])]
     trusted = write_student_edition(tmp_path / "trusted", "ps1")
     limits = Limits(cell_timeout=10, submission_timeout=60, startup_timeout=60)
-    before = runner_processes()
+    boxes = tmp_path / "boxes"
+    boxes.mkdir()
     scores = {}
     for name, prelude in {"honest": "", "forger": (
             "import os as _os, struct as _struct, sys as _sys\n"
@@ -198,13 +202,13 @@ def test_a_deep_json_frame_from_student_code_costs_only_that_student(tmp_path):
         path = package / "signal.py"
         marker = "\n__all__ = ["
         path.write_text(path.read_text().replace(marker, "\n" + prelude + marker, 1))
-        report = run_sandbox(package, trusted, CaseBank(cells), cells, limits)
+        report = run_sandbox(package, trusted, CaseBank(cells), cells, limits, workroot=boxes)
         scores[name] = report.cells["test_pad2d"]
     assert scores["honest"].score == 1, scores["honest"]
     assert scores["forger"].score == 0 and "malformed" in scores["forger"].message, \
         scores["forger"]
     time.sleep(0.5)
-    assert runner_processes() - before == set()
+    assert runner_processes(boxes) == set()
 
 
 # --------------------------------------------------------------------------------------
