@@ -92,7 +92,8 @@ def test_referenced_heading_exists(row_id, taught_in):
 
 
 def test_reference_pattern_reads_headings_with_backticks():
-    cell = "`01_convolution_1d.ipynb` › ``## 3. How much output? `'full'` ``; `02_x.ipynb` › `## 1. A`"
+    cell = ("`01_convolution_1d.ipynb` › ``## 3. How much output? `'full'` ``; "
+            "`02_x.ipynb` › `## 1. A`")
     assert REFERENCE.findall(cell) == [
         ("01_convolution_1d.ipynb", "``", "## 3. How much output? `'full'`"),
         ("02_x.ipynb", "`", "## 1. A")]
