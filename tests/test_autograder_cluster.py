@@ -182,3 +182,23 @@ def test_an_interrupted_run_resumes_without_grading_anyone_twice(course, local_g
     assert all(after[s]["graded_at"] == before[s]["graded_at"] for s in first)
     assert exported(course) == local_grades
     assert "graded 0 submissions" in cli("grade", "ps1", "--course", str(course), "--resume")
+
+
+def kill_the_worker(*args):
+    """A grading task that takes its worker down, every time (run on the worker)."""
+    os._exit(1)
+
+
+def test_a_submission_that_keeps_killing_workers_fails_to_grade(course, cluster, monkeypatch):
+    from autograder import cluster as on_cluster
+    from autograder.grading import Context, Options
+
+    monkeypatch.setattr(on_cluster, "grade_task", kill_the_worker)
+    context = Context(course, "ps1", Options(cluster=cluster.address, quiet=True))
+    try:
+        works = list(on_cluster.work_on_cluster(context, ["blank"], {}, lambda text: None))
+    finally:
+        context.close()
+    assert [w.result.student for w in works] == ["blank"] and not works[0].complete
+    assert "ended the workers that ran it, every time Dask tried" in works[0].result.reasons[0]
+    cluster.wait_for_workers(2)
