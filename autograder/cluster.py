@@ -106,14 +106,25 @@ def _worker_context(bundle: bytes, assignment: str, options: Options,
                 raise RuntimeError(f"this worker's cnnlab ({REFERENCE_PACKAGE}, code "
                                    f"{mine}) is not the coordinator's (code {fingerprint}): "
                                    "install the same version of the course on every worker")
-            root = Path(tempfile.mkdtemp(prefix="cnnlab-worker-course-"))
+            scratch = _worker_scratch()
+            root = Path(tempfile.mkdtemp(prefix="cnnlab-worker-course-", dir=scratch))
             atexit.register(shutil.rmtree, root, True)
             with tarfile.open(fileobj=io.BytesIO(bundle), mode="r:gz") as tar:
                 tar.extractall(root, filter="data")
-            context = Context(root, assignment, options, template_db=root / "template.db")
+            context = Context(root, assignment, options, template_db=root / "template.db",
+                              scratch=scratch)
             atexit.register(context.close)
             _contexts[key] = context
         return _contexts[key]
+
+
+def _worker_scratch() -> Path | None:
+    """The Dask worker's own folder: Dask removes it, even after the worker was killed."""
+    try:
+        from distributed import get_worker
+        return Path(get_worker().local_directory)
+    except (ImportError, ValueError, AttributeError):  # not in a Dask worker
+        return None
 
 
 def grade_task(bundle: bytes, assignment: str, options: Options, fingerprint: str,

@@ -89,10 +89,11 @@ class Context:
     ``course`` holds ``source/<ps>`` and ``nbgrader_config.py``; it is only read.
     On the coordinator the template gradebook is made from the course's gradebook;
     a worker is given it (``template_db``) with the rest of the course it needs.
+    Private folders go in ``scratch`` (default: the temporary folder).
     """
 
     def __init__(self, course: Path, assignment: str, options: Options,
-                 template_db: Path | None = None):
+                 template_db: Path | None = None, scratch: Path | None = None):
         ensure_tools_on_path()
         self.course = Path(course).resolve()
         self.assignment = assignment
@@ -114,7 +115,7 @@ class Context:
                              unsafe_no_isolation=options.unsafe_no_isolation)
         self.lock = threading.Lock()
         self.socket_dirs: list[Path] = []
-        self.workroot = Path(tempfile.mkdtemp(prefix="cnnlab-grading-"))
+        self.workroot = Path(tempfile.mkdtemp(prefix="cnnlab-grading-", dir=scratch))
         if template_db is None:
             template_db = self.workroot / "template.db"
             template_gradebook(self.course, assignment, self.source, template_db)
