@@ -2,7 +2,8 @@
 # Every target first makes sure .venv exists and holds what it needs, in two
 # layers: students' and self-learners' targets (lab, student, demo) install
 # `.[lab]` only (JupyterLab, no nbgrader, no test tools); `make test` adds
-# `.[course,test]`. An install runs again only when pyproject.toml changes.
+# `.[course,test,cluster]` (cluster: Dask, for the tests of `grade --cluster`).
+# An install runs again only when pyproject.toml changes.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -36,7 +37,7 @@ $(LAB_STAMP): pyproject.toml | $(VENV)/bin/python
 	touch $(LAB_STAMP)
 
 $(STAMP): $(LAB_STAMP)
-	$(PY) -m pip install $(PIP_QUIET) -e '.[lab,course,test]'
+	$(PY) -m pip install $(PIP_QUIET) -e '.[lab,course,test,cluster]'
 	touch $(STAMP)
 
 lint: $(STAMP)

@@ -56,7 +56,8 @@ def _options(args):
     from autograder.grading import Options
     return Options(workers=args.workers, cell_timeout=args.cell_timeout,
                    submission_timeout=args.submission_timeout, memory_mb=args.memory_mb,
-                   unsafe_no_isolation=args.unsafe_no_isolation)
+                   unsafe_no_isolation=args.unsafe_no_isolation,
+                   cluster=getattr(args, "cluster", None), resume=getattr(args, "resume", False))
 
 
 def cmd_collect(args) -> int:
@@ -76,10 +77,10 @@ def cmd_grade(args) -> int:
         results = grade(args.assignment, Path(args.course),
                         Path(args.submissions) if args.submissions else None,
                         students=args.student or None, options=_options(args))
-    except IsolationUnavailable as exc:
+    except (IsolationUnavailable, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return 0 if results else 1
+    return 0 if results or args.resume else 1
 
 
 def cmd_feedback(args) -> int:
@@ -164,6 +165,12 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--unsafe-no-isolation", action="store_true",
                      help="grade even where the sandbox (bubblewrap) cannot be set up: student "
                           "code then runs with your rights; recorded in every record and report")
+    sub.add_argument("--cluster", metavar="ADDRESS",
+                     help="run each submission's work on the Dask scheduler at ADDRESS "
+                          "(tcp://host:8786; needs the [cluster] extra); default: a local pool")
+    sub.add_argument("--resume", action="store_true",
+                     help="grade only the students of the last grading run of this "
+                          "assignment that it did not record (after Ctrl-C or a crash)")
 
     sub = command("feedback", cmd_feedback, "write feedback HTML (no hidden tests)")
     sub.add_argument("assignment")

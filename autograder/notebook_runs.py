@@ -95,18 +95,17 @@ def sanitize(path: Path) -> list[str]:
 
 
 def run_notebooks(ctx: Context, student: str, submitted: Path, states: dict, work: Path,
-                  notes: list[str]):
+                  notes: list[str], logs: dict[str, str]):
     """Autograde the valid notebooks in a private course; return (in-notebook grades, runs).
 
     One nbgrader run does all of them; if it fails, each notebook it did not
     produce is run alone, and a notebook that still fails is autograded without
-    execution (so that its written answers can be graded by hand).
+    execution (so that its written answers can be graded by hand). Each run's log
+    goes into ``logs`` (file name: text), for the coordinator to write.
     """
     valid = [nb for nb in ctx.notebooks if states[nb][0] == "ok"]
     private, env = _private_course(ctx, student, submitted, valid, work, notes)
     deadline = time.monotonic() + ctx.options.submission_timeout
-    logs = results_dir(ctx.course, ctx.assignment) / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
     produced = private / "autograded" / student / ctx.assignment
     runs = {nb: {"state": states[nb][0], "reason": states[nb][1], "seconds": 0.0}
             for nb in ctx.notebooks}
@@ -115,7 +114,7 @@ def run_notebooks(ctx: Context, student: str, submitted: Path, states: dict, wor
         log = work / f"autograde-{label}.log"
         run = run_nbgrader(["autograde", ctx.assignment, f"--student={student}", "--force",
                             *extra], private, max(5.0, budget), log, env=env)
-        (logs / f"{student}-{label}.log").write_text(tail(log, 100_000), encoding="utf-8")
+        logs[f"{student}-{label}.log"] = tail(log, 100_000)
         return run
 
     if valid:
@@ -227,18 +226,18 @@ def read_private_gradebook(private: Path, ctx: Context, student: str) -> dict:
     return found
 
 
-def copy_autograded(ctx: Context, student: str, work: Path) -> None:
-    """Keep the autograded notebooks (outputs bounded) and the student's files for grading."""
+def autograded_files(ctx: Context, student: str, work: Path) -> dict[str, bytes]:
+    """The autograded notebooks (outputs bounded) and the student's files, as bytes.
+
+    Read on the machine that graded; :func:`write_autograded` puts them in the course.
+    """
     source = work / "course" / "autograded" / student / ctx.assignment
-    dest = ctx.course / "autograded" / student / ctx.assignment
-    if dest.exists():
-        shutil.rmtree(dest)
     if not source.is_dir():
-        return
-    notes: list[str] = []
-    copy_limited(source, dest, notes)  # the student's files, within limits
+        return {}
+    kept = work / "autograded-kept"
+    copy_limited(source, kept, [])  # the student's files, within limits
     for path in sorted(source.glob("*.ipynb")):
-        target = dest / path.name
+        target = kept / path.name
         try:
             notebook = nbformat.read(str(path), as_version=4)
         except Exception:
@@ -246,3 +245,32 @@ def copy_autograded(ctx: Context, student: str, work: Path) -> None:
             continue
         cap_notebook(notebook)
         nbformat.write(notebook, str(target))
+    return {p.relative_to(kept).as_posix(): p.read_bytes()
+            for p in sorted(kept.rglob("*")) if p.is_file()}
+
+
+def write_autograded(course: Path, assignment: str, student: str,
+                     files: dict[str, bytes]) -> None:
+    """Replace ``autograded/<student>/<ps>`` with ``files`` (from :func:`autograded_files`)."""
+    dest = Path(course) / "autograded" / student / assignment
+    if dest.exists():
+        shutil.rmtree(dest)
+    for name, data in files.items():
+        target = dest / safe_relative(name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+
+
+def write_logs(course: Path, assignment: str, logs: dict[str, str]) -> None:
+    folder = results_dir(course, assignment) / "logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in logs.items():
+        (folder / safe_relative(name).name).write_text(text, encoding="utf-8")
+
+
+def safe_relative(name: str) -> Path:
+    """A relative path that stays inside the folder it is joined to, or ValueError."""
+    path = Path(name)
+    if path.is_absolute() or not path.parts or ".." in path.parts:
+        raise ValueError(f"name: expected a relative path inside the folder, got {name!r}")
+    return path

@@ -8,6 +8,7 @@ fields below, so an instructor can read it with any JSON tool.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -55,6 +56,7 @@ class StudentResult:
     isolation: str = ""
     seconds: float = 0.0
     traceback: str | None = None
+    run: str = ""                      # the grading run that wrote it (for --resume)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -68,8 +70,11 @@ class StudentResult:
         return cls(**values)
 
     def save(self, path: Path) -> None:
+        """Write the record whole or not at all: it is what marks a student as graded."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_json(), indent=1), encoding="utf-8")
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(json.dumps(self.to_json(), indent=1), encoding="utf-8")
+        os.replace(partial, path)
 
 
 def _cell(entry: dict) -> CellResult:

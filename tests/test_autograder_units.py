@@ -167,3 +167,63 @@ def test_the_assignment_table_covers_the_notebooks():
         assert path.name[:2] in prefixes, path.name
 
 
+
+
+def test_a_record_is_written_whole(tmp_path):
+    from autograder.results import StudentResult, load_results
+
+    StudentResult("ada", "ps1", score=3.0, run="r1").save(tmp_path / "grading" / "ps1" / "ada.json")
+    assert not list((tmp_path / "grading" / "ps1").glob("*.partial"))
+    loaded = load_results(tmp_path, "ps1")
+    assert set(loaded) == {"ada"} and loaded["ada"].run == "r1" and loaded["ada"].score == 3.0
+
+
+def test_worker_files_stay_in_their_folder(tmp_path):
+    from autograder.notebook_runs import safe_relative, write_autograded
+
+    write_autograded(tmp_path, "ps1", "ada", {"01.ipynb": b"{}", "cnnlab/signal.py": b"x"})
+    assert (tmp_path / "autograded" / "ada" / "ps1" / "cnnlab" / "signal.py").read_bytes() == b"x"
+    for name in ("../bob/ps1/01.ipynb", "/etc/passwd", ""):
+        with pytest.raises(ValueError, match="name: expected a relative path"):
+            safe_relative(name)
+
+
+def test_resume_needs_a_run_to_resume(tmp_path):
+    from autograder.grading import Options, grade
+
+    with pytest.raises(ValueError, match="resume: no grading run of ps1"):
+        grade("ps1", tmp_path, options=Options(resume=True, quiet=True,
+                                               unsafe_no_isolation=True))
+    with pytest.raises(ValueError, match="submissions: --resume grades what"):
+        grade("ps1", tmp_path, tmp_path / "class",
+              options=Options(resume=True, quiet=True, unsafe_no_isolation=True))
+
+
+def test_a_cluster_task_carries_one_submission_and_the_course_without_students(tmp_path):
+    import io
+    import tarfile
+
+    from autograder.cluster import course_bundle, reference_fingerprint, submission_files
+
+    folder = tmp_path / "submitted" / "ada" / "ps1"
+    (folder / "cnnlab" / "__pycache__").mkdir(parents=True)
+    (folder / "cnnlab" / "signal.py").write_text("x = 1\n")
+    (folder / "cnnlab" / "__pycache__" / "signal.pyc").write_bytes(b"\0")
+    (folder / "01.ipynb").write_text("{}")
+    assert submission_files(folder) == {"01.ipynb": b"{}", "cnnlab/signal.py": b"x = 1\n"}
+
+    class Ctx:
+        assignment = "ps1"
+        course = tmp_path
+        source = tmp_path / "source" / "ps1"
+        template_db = tmp_path / "template.db"
+    (Ctx.source / "cnnlab").mkdir(parents=True)
+    (Ctx.source / "01.ipynb").write_text("{}")
+    (Ctx.source / "cnnlab" / "signal.py").write_text("reference = 1\n")
+    (tmp_path / "nbgrader_config.py").write_text("c = get_config()\n")
+    Ctx.template_db.write_bytes(b"sqlite")
+    with tarfile.open(fileobj=io.BytesIO(course_bundle(Ctx)), mode="r:gz") as tar:
+        names = {m.name for m in tar.getmembers() if m.isfile()}
+    assert names == {"source/ps1/01.ipynb", "source/ps1/cnnlab/signal.py",
+                     "nbgrader_config.py", "template.db"}
+    assert len(reference_fingerprint()) == 16

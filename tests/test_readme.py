@@ -75,7 +75,16 @@ def check_nbgrader(words):
     assert words[1] in NbGraderApp.subcommands
 
 
-HANDLERS = {"make": check_make, "conda": check_conda, "jupyter": check_jupyter,
+def check_dask(words):
+    assert words[1] in ("scheduler", "worker"), words
+    result = subprocess.run([str(ROOT / ".venv/bin/dask"), words[1], "--help"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    options = {w.split("=")[0] for w in words[2:] if w.startswith("--")}
+    assert all(option in result.stdout for option in options), (options, result.stdout)
+
+
+HANDLERS = {"make": check_make, "dask": check_dask, "conda": check_conda, "jupyter": check_jupyter,
             "cd": check_cd, "nbgrader": check_nbgrader}
 
 
@@ -83,7 +92,9 @@ HANDLERS = {"make": check_make, "conda": check_conda, "jupyter": check_jupyter,
 def test_readme_command_is_real(command):
     for part in command.split("&&"):
         words = shlex.split(part)
-        if words[0].endswith("python") and words[1] == "-m":
+        if words[0].endswith("/dask"):
+            check_dask(words)
+        elif words[0].endswith("python") and words[1] == "-m":
             check_python_module(words)
         elif words[0].endswith("python"):
             check_python_script(words)
