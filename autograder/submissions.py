@@ -57,3 +57,21 @@ def from_release(course: Path, assignment: str, dest: Path, solved: bool = False
                 text = (Path(reference) / module).read_text(encoding="utf-8")
                 (dest / "cnnlab" / module).write_text(remove_markers(text), encoding="utf-8")
     return dest
+
+
+def submission(course: Path, assignment: str, dest: Path, module: str, solved: bool = True,
+               broken: dict[str, list[str]] | None = None,
+               reference: Path = REFERENCE_PACKAGE) -> Path:
+    """The release in ``dest``, with ``module`` solved but for ``broken`` {function: body}.
+
+    With ``solved=False`` only the ``broken`` functions change: the rest keep their stubs.
+    """
+    folder = from_release(course, assignment, dest, reference=reference)
+    package = folder / "cnnlab"
+    broken = broken or {}
+    if solved:
+        stubs = stubbed_functions((package / module).read_text(encoding="utf-8"))
+        solve(package, module, [name for name in stubs if name not in broken], reference)
+    for function, body in broken.items():
+        patch_function(package, module, function, body)
+    return folder

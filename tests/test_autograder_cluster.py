@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from autograder.course import REPO
-from autograder.submissions import from_release, patch_function, solve
-from tests.test_autograder_e2e import FUNCTIONS, MONKEYPATCH, UNFLIPPED, I, fill_answers, prepend
+from autograder.submissions import submission
+from tests.test_autograder_e2e import MONKEYPATCH, UNFLIPPED, I, fill_answers, prepend
 
 pytest.importorskip("distributed", reason="the [cluster] extra (Dask) is not installed")
 pytestmark = pytest.mark.slow
@@ -50,13 +50,7 @@ def _env() -> dict:
 def make_class(course: Path, into: Path) -> None:
     """Six ps1 submissions in ``into/<student>/ps1``: honest, blank and hostile."""
     def student(name, solved=True, broken=None):
-        folder = from_release(course, "ps1", into / name / "ps1")
-        broken = broken or {}
-        if solved:
-            solve(folder / "cnnlab", "signal.py", [f for f in FUNCTIONS if f not in broken])
-        for function, body in broken.items():
-            patch_function(folder / "cnnlab", "signal.py", function, body)
-        return folder
+        return submission(course, "ps1", into / name / "ps1", "signal.py", solved, broken)
 
     fill_answers(course, student("honest"))
     student("blank", solved=False)

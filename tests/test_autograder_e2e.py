@@ -46,7 +46,7 @@ import nbformat
 import pytest
 
 from autograder.course import REPO
-from autograder.submissions import from_release, patch_function, solve
+from autograder.submissions import submission
 
 pytestmark = pytest.mark.slow
 
@@ -195,24 +195,13 @@ def delegate(name: str, args: str) -> list[str]:
             I + f"return _REFERENCE.{name}({args})"]
 
 
-FUNCTIONS = ["correlate", "convolve", "correlate2d", "convolve2d", "fftconvolve",
-             "convolution_matrix", "convolution_matrix2d", "conv_output_size", "pad2d",
-             "dilate_kernel"]
-
-
 def make_class(course: Path, root: Path) -> Path:
     """Every submission, in an LMS-like zip (one folder per student)."""
     subs = root / "class"
 
     def student(name, solved=True, broken=None):
         """The release, with the reference solutions except for ``broken`` {function: body}."""
-        folder = from_release(course, "ps1", subs / name / "ps1")
-        broken = broken or {}
-        if solved:
-            solve(folder / "cnnlab", "signal.py", [f for f in FUNCTIONS if f not in broken])
-        for function, body in broken.items():
-            patch_function(folder / "cnnlab", "signal.py", function, body)
-        return folder
+        return submission(course, "ps1", subs / name / "ps1", "signal.py", solved, broken)
 
     fill_answers(course, student("reference"))
     student("release", solved=False)

@@ -42,8 +42,8 @@ import nbformat
 import pytest
 
 from autograder import jail
-from autograder.submissions import from_release, solve
-from tests.test_autograder_e2e import FUNCTIONS, NB1, fill_answers, prepend, run_cli
+from autograder.submissions import submission
+from tests.test_autograder_e2e import NB1, fill_answers, prepend, run_cli
 from tests.test_jail import tree_digest
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(
@@ -139,9 +139,7 @@ def make_class(course: Path, root: Path) -> Path:
     subs = root / "class"
 
     def student(name):
-        folder = from_release(course, "ps1", subs / name / "ps1")
-        solve(folder / "cnnlab", "signal.py", FUNCTIONS)
-        return folder
+        return submission(course, "ps1", subs / name / "ps1", "signal.py")
 
     fill_answers(course, student("honest"))
     folder = student("etc_writer")

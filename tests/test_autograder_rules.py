@@ -29,8 +29,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder.submissions import from_release, patch_function, solve
-from tests.test_autograder_e2e import FUNCTIONS, I, fill_answers, prepend, run_cli
+from autograder.submissions import from_release, submission
+from tests.test_autograder_e2e import I, fill_answers, prepend, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -78,9 +78,8 @@ def make_class(course: Path, subs: Path) -> None:
     """The reference, and one folder per cheat: the reference but for one function."""
     fill_answers(course, from_release(course, "ps1", subs / "reference" / "ps1", solved=True))
     for student, (function, body, prelude, *_) in CHEATS.items():
-        folder = from_release(course, "ps1", subs / student / "ps1")
-        solve(folder / "cnnlab", "signal.py", [f for f in FUNCTIONS if f != function])
-        patch_function(folder / "cnnlab", "signal.py", function, body)
+        folder = submission(course, "ps1", subs / student / "ps1", "signal.py",
+                            broken={function: body})
         if prelude:
             prepend(folder / "cnnlab", "signal.py", prelude)
 
