@@ -109,11 +109,12 @@ class _Workspace:
         self.model, self.slice_size = model, slice_size
         self.flat = {}
 
-    def get(self, name: str, shape: tuple[int, ...], zero: bool = False) -> np.ndarray:
+    def get(self, name: str, shape: tuple[int, ...], zero: bool = False,
+            dtype=None) -> np.ndarray:
         size = math.prod(shape)
         flat = self.flat.get(name)
         if flat is None or flat.size < size:
-            flat = self.flat[name] = np.zeros(size, dtype=self.model.dtype)
+            flat = self.flat[name] = np.zeros(size, dtype=dtype or self.model.dtype)
         view = flat[:size].reshape(shape)
         if zero:
             view.fill(0)
@@ -297,12 +298,11 @@ class FastLeNet5(LeNet5):
             # The values are those of conv + bias -> activation -> pooling (and the
             # gradient goes to the same maximum; see _pool_backward).
             taps = _taps(z, pooled)
-            np.maximum(taps[0], taps[1], out=out)
-            np.maximum(out, taps[2], out=out)
-            np.maximum(out, taps[3], out=out)
-            peak = ws.get(f"peak{stage}", out.shape)
-            np.copyto(peak, out)  # the pre-bias maxima, to find them again in backward
-            out += b
+            peak = ws.get(f"peak{stage}", out.shape)  # kept: backward finds the maxima again
+            np.maximum(taps[0], taps[1], out=peak)
+            np.maximum(peak, taps[2], out=peak)
+            np.maximum(peak, taps[3], out=peak)
+            np.add(peak, b, out=out)
             self._act_forward(out)
             return out, (cols, z, peak)
         # Average pooling does not commute with a nonlinear activation: the plain
@@ -328,14 +328,18 @@ class FastLeNet5(LeNet5):
         if self.pooling == "max":
             # Each window's gradient goes to its first maximum in row-major order, as
             # max_pool2d_backward sends it: hit = (tap == max) and not found yet.
-            free = np.ones(peak.shape, dtype=bool)
-            hit = np.empty(peak.shape, dtype=bool)
-            for tap, dtap in zip(_taps(z, pooled), dtaps):
+            hit = ws.get("hit", peak.shape, dtype=bool)
+            free = ws.get("free", peak.shape, dtype=bool)  # windows whose max is not found yet
+            for k, (tap, dtap) in enumerate(zip(_taps(z, pooled), dtaps)):
                 np.equal(tap, peak, out=hit)
-                hit &= free
-                free ^= hit
+                if k:
+                    hit &= free
                 # Windows do not overlap: every pixel of dz is written exactly once.
                 np.multiply(dout, hit, out=dtap)
+                if k == 0:
+                    np.logical_not(hit, out=free)
+                elif k < len(dtaps) - 1:
+                    free ^= hit
             return dz
         share = dout * (1 / (POOL * POOL))
         for dtap in dtaps:
