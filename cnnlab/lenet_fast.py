@@ -40,14 +40,18 @@ from cnnlab.lenet import IMAGE_SIZE, KERNEL, PIXEL_MEAN, PIXEL_STD, POOL, LeNet5
 
 __all__ = ["FastLeNet5", "SLICE"]
 
-#: Images per slice: the slice's im2col matrices and maps (about 12 MB for the classic
-#: network) stay in the last-level cache between the forward and the backward.
+#: Images per slice: enough for long matrix products, few enough that the slice's
+#: buffers (about 16 MB for the classic network) come back from the cache, not from
+#: memory, between the forward and the backward (slices of 32 and 128 were slower).
 SLICE = 64
 #: Columns (output pixels) per matrix product of a convolution layer. OpenBLAS is slow on
 #: products with a tiny side and a huge other one (C1's weight gradient, (6, 50176) @
 #: (50176, 25), takes 4x longer in one call than in chunks of 2,048 columns): chunks
 #: whose operands fit in the L2 cache are fast.
 CHUNK = 2048
+
+#: Activations that never decrease, so that max pooling commutes with them.
+MONOTONE = frozenset({"relu", "tanh"})
 
 _POOL_EXECUTOR = None
 _POOL_LOCK = threading.Lock()
@@ -105,8 +109,8 @@ class _Workspace:
     contiguous arrays (matrix products need them) without new allocations.
     """
 
-    def __init__(self, model: FastLeNet5, slice_size: int):
-        self.model, self.slice_size = model, slice_size
+    def __init__(self, model: FastLeNet5):
+        self.model = model
         self.flat = {}
 
     def get(self, name: str, shape: tuple[int, ...], zero: bool = False,
@@ -136,6 +140,9 @@ class FastLeNet5(LeNet5):
     and gradients as its readable step, up to float rounding (see the module's
     docstring for how). Reference only: not in the student edition.
 
+    One step at a time per model: its buffers are the model's. With 2 threads, BLAS
+    is set to 1 thread (process-wide) for the duration of the step.
+
     Examples
     --------
     >>> model = FastLeNet5(seed=0)
@@ -148,6 +155,8 @@ class FastLeNet5(LeNet5):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._workspaces = {}
+        # Pool before the bias and the activation only where it changes nothing.
+        self._pool_first = self.pooling == "max" and self.activation in MONOTONE
 
     def __repr__(self):
         return "Fast" + super().__repr__()
@@ -216,7 +225,7 @@ class FastLeNet5(LeNet5):
 
     def _workspace(self, index: int) -> _Workspace:
         if index not in self._workspaces:
-            self._workspaces[index] = _Workspace(self, SLICE)
+            self._workspaces[index] = _Workspace(self)
         return self._workspaces[index]
 
     def _run(self, x, y, slices, total, scores, index):
@@ -291,36 +300,43 @@ class FastLeNet5(LeNet5):
             np.matmul(w, cols[:, s:s + CHUNK], out=zz[:, s:s + CHUNK])
         out = ws.get(f"a{stage}", (f, pooled, pooled, n))
         b = bias.reshape(f, 1, 1, 1)
-        if self.pooling == "max":
+        if self._pool_first:
             # Max pooling first, then bias and activation, on a quarter of the values:
             # the bias is the same in every window, so max(z + b) = max(z) + b, and
             # ReLU and tanh are non-decreasing, so max(f(u), f(v)) = f(max(u, v)).
             # The values are those of conv + bias -> activation -> pooling (and the
             # gradient goes to the same maximum; see _pool_backward).
-            taps = _taps(z, pooled)
             peak = ws.get(f"peak{stage}", out.shape)  # kept: backward finds the maxima again
-            np.maximum(taps[0], taps[1], out=peak)
-            np.maximum(peak, taps[2], out=peak)
-            np.maximum(peak, taps[3], out=peak)
+            self._pool(z, peak)
             np.add(peak, b, out=out)
             self._act_forward(out)
             return out, (cols, z, peak)
-        # Average pooling does not commute with a nonlinear activation: the plain
-        # order, conv + bias -> activation -> pooling, on the full map.
+        # Average pooling does not commute with a nonlinear activation, nor max pooling
+        # with a non-monotone one: the plain order, conv + bias -> activation -> pooling,
+        # on the full map (z then holds the activation's output).
         z += b
         self._act_forward(z)
-        taps = _taps(z, pooled)
-        np.add(taps[0], taps[1], out=out)
-        out += taps[2]
-        out += taps[3]
-        out /= POOL * POOL
-        return out, (cols, z, None)
+        self._pool(z, out)
+        return out, (cols, z, out)
+
+    def _pool(self, z, out):
+        """2x2 pooling of ``z`` into ``out``: the maximum or the mean of the four taps."""
+        taps = _taps(z, out.shape[1])
+        if self.pooling == "max":
+            np.maximum(taps[0], taps[1], out=out)
+            np.maximum(out, taps[2], out=out)
+            np.maximum(out, taps[3], out=out)
+        else:
+            np.add(taps[0], taps[1], out=out)
+            out += taps[2]
+            out += taps[3]
+            out /= POOL * POOL
 
     def _pool_backward(self, ws, stage, dout, saved, conv, pooled):
         """Gradient with respect to the convolution's output ``z`` (before the bias).
 
-        ``dout`` is the gradient with respect to the pooled pre-activation (max) or
-        the pooled activation (average).
+        ``dout`` is the gradient with respect to the pooled map: before the activation
+        if it came after the pooling (``_pool_first``), after it otherwise.
         """
         _, z, peak = saved
         dz = ws.get(f"dz{stage}", z.shape, zero=conv != POOL * pooled)
@@ -340,11 +356,12 @@ class FastLeNet5(LeNet5):
                     np.logical_not(hit, out=free)
                 elif k < len(dtaps) - 1:
                     free ^= hit
-            return dz
-        share = dout * (1 / (POOL * POOL))
-        for dtap in dtaps:
-            np.copyto(dtap, share)
-        self._act_backward(dz, z)  # z holds the activation's output here
+        else:
+            share = dout * (1 / (POOL * POOL))
+            for dtap in dtaps:
+                np.copyto(dtap, share)
+        if not self._pool_first:
+            self._act_backward(dz, z)  # z holds the activation's output here
         return dz
 
     def _slice(self, ws, x, y, total, scores, grads):
@@ -390,12 +407,12 @@ class FastLeNet5(LeNet5):
             d = d_in
         # Stage 2 backward.
         da2 = d.reshape(a2.shape)
-        if self.pooling == "max":
+        if self._pool_first:
             self._act_backward(da2, a2)  # the activation came after the pooling
         dz2 = self._pool_backward(ws, 2, da2, saved2, conv2, pool2)
         self._conv_grads(ws, grads, "C3", dz2, saved2[0])
         da1 = self._col2im(ws, dz2, p["C3.w"], a1.shape, conv2)
-        if self.pooling == "max":
+        if self._pool_first:
             self._act_backward(da1, a1)
         dz1 = self._pool_backward(ws, 1, da1, saved1, conv1, pool1)
         # C1's input is the images: its gradient is never needed.

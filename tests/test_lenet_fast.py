@@ -170,3 +170,13 @@ def test_is_a_lenet5_that_saves_and_loads(tmp_path):
 def test_bad_input_is_refused_clearly(x, y, message):
     with pytest.raises(ValueError, match=message):
         FastLeNet5().loss_and_scores(x, y)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_plain_order_where_pooling_first_would_not_be_valid(monkeypatch, activation):
+    """For an activation that is not monotone, max pooling must follow it: the plain
+    order (pretending ReLU and tanh are not monotone) gives the readable step's results."""
+    monkeypatch.setattr(lenet_fast, "MONOTONE", frozenset())
+    ref, fast = _pair(activation=activation)
+    assert not fast._pool_first
+    _assert_same_step(ref, fast, *_batch(70, seed=4), threads=1)
