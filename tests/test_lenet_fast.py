@@ -102,8 +102,7 @@ def test_float_and_prepared_inputs_match_uint8():
 
 
 def test_two_threads_use_two_threads_and_restore_blas(monkeypatch):
-    if max(info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas") < 2 \
-            and len(threadpool_info()) == 0:  # pragma: no cover - no BLAS to control
+    if not any(info["user_api"] == "blas" for info in threadpool_info()):  # pragma: no cover
         pytest.skip("no BLAS library that threadpoolctl controls")
     seen = []
     original = FastLeNet5._run
