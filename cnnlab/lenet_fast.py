@@ -166,7 +166,8 @@ class FastLeNet5(LeNet5):
     def loss_and_scores(self, x, y):
         """Mean softmax cross-entropy, the gradient of every parameter and the scores.
 
-        Same arguments, results and errors as :meth:`LeNet5.loss_and_scores`.
+        Same arguments and results as :meth:`LeNet5.loss_and_scores` (up to float
+        rounding), and the same checks of ``x`` and ``y``.
 
         Returns
         -------
@@ -188,8 +189,9 @@ class FastLeNet5(LeNet5):
             return loss / n, grads, scores
         half = (len(slices) + 1) // 2
         previous = _Blas.threads()
-        # One BLAS thread per Python thread: two threads of OpenBLAS fighting over one
-        # matrix product of this size gain little, two independent slices gain ~2x.
+        # One BLAS thread per Python thread: OpenBLAS splits these small products
+        # badly between 2 threads (and the elementwise work stays on one), while two
+        # independent slices keep both cores busy with everything.
         _Blas.set_threads(1)
         try:
             other = _executor().submit(self._run, x, y, slices[half:], n, scores, 1)
