@@ -50,6 +50,10 @@ ASSIGNMENTS: tuple[Assignment, ...] = (
     Assignment("ps4", ("05",), ("layers/shapes.py", "layers/modern.py")),
 )
 BY_NAME = {a.name: a for a in ASSIGNMENTS}
+#: Modules of the reference package (relative to cnnlab/) that never reach students:
+#: lenet_fast.py computes LeNet5's gradients in another form, so it holds the answers
+#: of ps2 and ps3 without solution regions to stub. The student edition leaves them out.
+REFERENCE_ONLY: tuple[str, ...] = ("lenet_fast.py",)
 
 
 def get_assignment(name: str) -> Assignment:

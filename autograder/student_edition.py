@@ -21,6 +21,7 @@ from pathlib import Path
 from autograder.checks_edition import write_checks_edition
 from autograder.course import (
     ASSIGNMENTS,
+    REFERENCE_ONLY,
     REFERENCE_PACKAGE,
     get_assignment,
     module_assignment_index,
@@ -32,11 +33,14 @@ SKIP_NAMES = {"__pycache__", ".ipynb_checkpoints", ".pytest_cache"}
 
 
 def package_files(package: Path = REFERENCE_PACKAGE) -> list[Path]:
-    """Every file of the package (sorted, caches skipped), relative to the package."""
+    """Every file of the package (sorted, caches and REFERENCE_ONLY modules skipped),
+    relative to the package."""
     files = []
     for path in sorted(package.rglob("*")):
         rel = path.relative_to(package)
         if any(part in SKIP_NAMES for part in rel.parts) or path.suffix in {".pyc", ".pyo"}:
+            continue
+        if rel.as_posix() in REFERENCE_ONLY:  # the reference's own, never the students'
             continue
         if path.is_file() and not path.is_symlink():
             files.append(rel)

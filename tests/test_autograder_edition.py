@@ -11,7 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from autograder.course import ASSIGNMENTS, REFERENCE_PACKAGE, REPO, module_assignment_index
+from autograder.course import (
+    ASSIGNMENTS,
+    REFERENCE_ONLY,
+    REFERENCE_PACKAGE,
+    REPO,
+    module_assignment_index,
+)
 from autograder.regions import (
     BEGIN,
     END,
@@ -137,6 +143,22 @@ def test_non_exercise_files_are_copied_verbatim(editions):
         data = (REFERENCE_PACKAGE / rel).read_bytes()
         if BEGIN.encode() not in data and rel.parts[0] != "checks":
             assert (editions["ps1"] / rel).read_bytes() == data, rel
+
+
+@pytest.mark.parametrize("edition", EDITIONS, ids=str)
+def test_reference_only_modules_stay_out_of_every_edition(editions, edition):
+    """lenet_fast.py holds the answers of ps2 and ps3 without regions to stub: no
+    edition has it, and the edition's cnnlab (and its CLI) works without it."""
+    assert "lenet_fast.py" in REFERENCE_ONLY
+    for module in REFERENCE_ONLY:
+        assert (REFERENCE_PACKAGE / module).is_file(), module
+        assert not (editions[edition] / module).exists(), (edition, module)
+    assert not list(editions[edition].rglob("lenet_fast*")), edition
+    names = {p.name for p in editions[edition].rglob("*.py")}
+    assert "lenet.py" in names and "train.py" in names  # the rest is there
+    for path in editions[edition].rglob("*.py"):  # and nothing imports the missing module
+        assert "lenet_fast" not in path.read_text(encoding="utf-8") or \
+            path.name == "__main__.py", path
 
 
 def test_generation_is_deterministic(tmp_path):

@@ -101,3 +101,28 @@ def test_saved_model_predicts_like_the_trained_one(tmp_path, capsys):
     digits = data.load_mnist("sample")
     accuracy = np.mean(model.predict(digits.x_test) == digits.y_test)
     assert accuracy == pytest.approx(result["test_accuracy"])
+
+
+def test_fast_trains_the_same_steps_with_fastlenet5(tmp_path, capsys):
+    runs = {}
+    for name, extra in (("plain", []), ("fast", ["--fast"])):
+        status = main(["train", "--data", "sample", "--max-steps", "3", "--json",
+                       "--no-progress", "--output-dir", str(tmp_path / name), *extra])
+        assert status == 0
+        result = json.loads(capsys.readouterr().out)
+        history = json.loads(Path(result["history_path"]).read_text())
+        runs[name] = (result, history)
+    assert runs["plain"][0]["model"] == "LeNet5" and runs["fast"][0]["model"] == "FastLeNet5"
+    # Same seed, same weights, same batches: the same losses up to float32 rounding.
+    np.testing.assert_allclose(runs["fast"][1]["step_loss"], runs["plain"][1]["step_loss"],
+                               rtol=1e-4)
+    assert LeNet5.load(runs["fast"][0]["model_path"]).num_params == 61_706
+
+
+def test_fast_without_lenet_fast_is_a_clean_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "cnnlab.lenet_fast", None)  # as in the student edition
+    status = main(["train", "--data", "sample", "--max-steps", "1", "--fast",
+                   "--output-dir", str(tmp_path / "out"), "--no-progress"])
+    assert status == 1
+    assert "--fast needs cnnlab/lenet_fast.py" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
