@@ -20,6 +20,7 @@ import nbformat
 from autograder import jail
 from autograder.course import COURSE_ID, thread_env
 from autograder.ingest import copy_limited
+from autograder.kernel_jail import write_grading_matplotlibrc
 from autograder.nbg import base_env, run_nbgrader, tail
 from autograder.outputs import cap_notebook
 from autograder.results import results_dir
@@ -147,6 +148,7 @@ def _private_course(ctx: Context, student: str, submitted: Path, valid: list[str
     home = work / "home"
     for sub in ("tmp", "runtime", "data", ".ipython", "mpl", "cache"):
         (home / sub).mkdir(parents=True, exist_ok=True)
+    write_grading_matplotlibrc(home / "mpl")  # for an unjailed kernel (a jailed one has its own)
     # No master notebook here: nbgrader restores test cells from the (stripped) gradebook;
     # it only needs the released files of source/ to overwrite the student's copies.
     shutil.copytree(ctx.source, private / "source" / ctx.assignment,
