@@ -56,6 +56,7 @@ from autograder.casebank import CaseBank
 from autograder.course import db_path
 from autograder.gradebook import record, template_gradebook
 from autograder.ingest import FAILED, ingest
+from autograder.kernel_jail import write_matplotlib_config
 from autograder.nbg import ensure_tools_on_path
 from autograder.notebook_runs import (
     autograded_files,
@@ -121,6 +122,7 @@ class Context:
             template_gradebook(self.course, assignment, self.source, template_db)
         self.template_db = Path(template_db)
         self.kernel_dirs = kernel_dirs()
+        self.matplotlib_config = write_matplotlib_config(self.workroot / "matplotlib")
 
     def close(self) -> None:
         shutil.rmtree(self.workroot, ignore_errors=True)

@@ -36,6 +36,29 @@ from autograder import jail
 SPEC_ENV = "CNNLAB_KERNEL_JAIL"
 ENTRY = Path(__file__).with_name("_kernel_entry.py")
 MAX_COPY_BYTES = 256 << 20
+# Under grading, figures are drawn at 60 dpi instead of matplotlib's 100: rendering the
+# PNGs was about a fifth of a notebook run, and the instructor reading the autograded
+# notebook still sees every figure, a little coarser. (Only the kernel's defaults: a
+# figure made with its own dpi keeps it.)
+GRADING_MATPLOTLIBRC = "figure.dpi: 60\n"
+
+
+def write_matplotlib_config(folder: Path) -> Path:
+    """The kernels' matplotlib config folder: :data:`GRADING_MATPLOTLIBRC` and a font list.
+
+    Written by the grading process (trusted), once per run; each kernel gets a copy as
+    its MPLCONFIGDIR. Without the font list every fresh kernel scans the fonts (about
+    0.4 s); a font it lists that the jail does not show makes matplotlib scan anew.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "matplotlibrc").write_text(GRADING_MATPLOTLIBRC, encoding="utf-8")
+    try:
+        from matplotlib import font_manager
+        font_manager.json_dump(font_manager.fontManager, str(
+            folder / f"fontlist-v{font_manager.FontManager.__version__}.json"))
+    except Exception:  # no matplotlib here: each kernel lists the fonts itself
+        pass
+    return folder
 
 
 def write_kernelspec(data_dir: Path, spec: dict, spec_path: Path) -> None:
@@ -77,6 +100,7 @@ def main(argv: list[str]) -> None:
     copy_folder(notebook_dir, work)
     for sub in ("tmp", ".ipython", "mpl", "cache"):
         (home / sub).mkdir(parents=True)
+    shutil.copytree(spec["matplotlib"], home / "mpl", dirs_exist_ok=True)
     tools.mkdir()
     shutil.copyfile(ENTRY, tools / "_kernel_entry.py")
     shutil.copyfile(jail.LOCKDOWN, tools / "_lockdown.py")

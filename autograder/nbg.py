@@ -91,8 +91,13 @@ def base_env(extra: dict | None = None) -> dict[str, str]:
 
 # nbgrader's Gradebook runs `alembic heads` in a subprocess every time it opens the
 # database (about 0.5 s, several times per notebook): ask once per process.
-LAUNCHER = """\
+# jsonschema (through nbformat) imports rfc3987_syntax, whose grammar takes over a
+# second to build, only to check the "iri" format, which no notebook schema uses: a
+# None entry in sys.modules makes that import fail, and jsonschema goes on without it.
+SLOW_OPTIONAL_IMPORTS = ("rfc3987_syntax",)
+LAUNCHER = f"""\
 import functools, sys
+sys.modules.update(dict.fromkeys({SLOW_OPTIONAL_IMPORTS!r}))
 import nbgrader.api
 nbgrader.api.get_alembic_version = functools.lru_cache(maxsize=None)(
     nbgrader.api.get_alembic_version)
@@ -100,6 +105,12 @@ from nbgrader.apps.nbgraderapp import main
 sys.argv[0] = "nbgrader"
 main()
 """
+
+
+def skip_slow_optional_imports() -> None:
+    """In this process, make :data:`SLOW_OPTIONAL_IMPORTS` fail fast (before nbformat loads)."""
+    for name in SLOW_OPTIONAL_IMPORTS:
+        sys.modules.setdefault(name, None)
 
 
 def run_nbgrader(args: list[str], course: Path, timeout: float, log: Path,

@@ -147,6 +147,8 @@ def _private_course(ctx: Context, student: str, submitted: Path, valid: list[str
     home = work / "home"
     for sub in ("tmp", "runtime", "data", ".ipython", "mpl", "cache"):
         (home / sub).mkdir(parents=True, exist_ok=True)
+    # for an unjailed kernel (a jailed one gets its own copy)
+    shutil.copytree(ctx.matplotlib_config, home / "mpl", dirs_exist_ok=True)
     # No master notebook here: nbgrader restores test cells from the (stripped) gradebook;
     # it only needs the released files of source/ to overwrite the student's copies.
     shutil.copytree(ctx.source, private / "source" / ctx.assignment,
@@ -195,6 +197,7 @@ def kernel_sandbox(ctx: Context, work: Path, env: dict) -> str:
     memory = max(ctx.options.memory_mb, 1024) << 20
     write_kernelspec(work / "jupyter", {
         "scratch": str(scratch), "sockets": str(sockets), "env": kernel_env,
+        "matplotlib": str(ctx.matplotlib_config),
         "rlimits": {"RLIMIT_AS": 2 * memory, "RLIMIT_FSIZE": 64 << 20, "RLIMIT_CORE": 0,
                     "RLIMIT_CPU": int(ctx.options.submission_timeout) + 5}},
         work / "kernel-jail.json")

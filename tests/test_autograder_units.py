@@ -227,3 +227,37 @@ def test_a_cluster_task_carries_one_submission_and_the_course_without_students(t
     assert names == {"source/ps1/01.ipynb", "source/ps1/cnnlab/signal.py",
                      "nbgrader_config.py", "template.db"}
     assert len(reference_fingerprint()) == 16
+
+
+def test_grading_kernels_get_60_dpi_and_a_font_list_they_do_not_rebuild(tmp_path):
+    import subprocess
+    import sys
+
+    from autograder.kernel_jail import write_matplotlib_config
+    folder = write_matplotlib_config(tmp_path / "matplotlib")
+    fonts = list(folder.glob("fontlist-*.json"))
+    assert (folder / "matplotlibrc").is_file() and len(fonts) == 1
+    before = fonts[0].stat().st_mtime_ns
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MPL")}
+    env["MPLCONFIGDIR"] = str(folder)
+    done = subprocess.run([sys.executable, "-c", "import matplotlib, matplotlib.font_manager; "
+                           "print(matplotlib.rcParams['figure.dpi'])"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout) == 60
+    assert fonts[0].stat().st_mtime_ns == before, "the kernel rebuilt the font list"
+
+
+def test_nbgrader_launcher_skips_rfc3987_syntax_and_still_validates_notebooks():
+    import subprocess
+    import sys
+
+    from autograder.nbg import LAUNCHER
+    prelude = LAUNCHER.split("import nbgrader.api")[0]
+    done = subprocess.run([sys.executable, "-I", "-c", prelude + (
+        "import nbformat\n"
+        "nbformat.validate(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('1')]))\n"
+        "print(sys.modules.get('rfc3987_syntax', 'missing'))\n")],
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "None"
