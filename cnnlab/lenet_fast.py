@@ -21,8 +21,9 @@ What makes the step fast (each is explained where it is done):
 * max pooling is ``np.maximum`` over the four strided 2x2 taps, and the bias and
   activation come after the pooling (a quarter of the work);
 * the batch is processed in slices of 64 images (the slice's maps stay in the
-  cache); with 2 BLAS threads allowed, two Python threads with 1-thread BLAS each
-  take half of the slices (NumPy releases the GIL in its loops and in BLAS);
+  cache); with 2 BLAS threads allowed and at least two slices, two Python threads
+  with 1-thread BLAS each take half of the slices (NumPy releases the GIL in its
+  loops and in BLAS);
 * conv2's input gradient is a col2im of one matrix product, not a full
   convolution over a window view.
 """
@@ -178,9 +179,11 @@ class FastLeNet5(LeNet5):
         """
         x, y = self._checked_batch(x, y)
         n = y.shape[0]
-        threads = min(2, _Blas.threads()) if n > 1 else 1
-        # With 2 threads each takes half of the slices; a batch of 64 is cut in two
-        # slices of 32 so that both threads have work.
+        # With 2 threads allowed, each takes half of the slices, but only from two full
+        # slices on: a batch of 64 cut in two slices of 32 measured slower than one slice
+        # with 2-thread BLAS (the halved products and the hand-over cost more than the
+        # second core gives back).
+        threads = min(2, _Blas.threads()) if n >= 2 * SLICE else 1
         size = min(SLICE, math.ceil(n / threads))
         slices = [(start, min(start + size, n)) for start in range(0, n, size)]
         scores = np.empty((n, self.num_classes), dtype=self.dtype)

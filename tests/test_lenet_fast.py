@@ -82,9 +82,10 @@ def test_pooling_ties_go_to_the_first_maximum(threads):
     """Blank images: every 2x2 window of C1 (and most of C3) holds 4 equal values; the
     gradient goes to the first of them, as max_pool2d_backward sends it."""
     ref, fast = _pair(seed=5)
-    x = np.zeros((9, 28, 28), np.uint8)
-    x[4:, 10:20, 10:20] = 255  # some images with a square: ties around it, not on it
-    y = np.arange(9) % 10
+    n = 2 * SLICE + 9  # two threads share the batch from two slices on
+    x = np.zeros((n, 28, 28), np.uint8)
+    x[4::2, 10:20, 10:20] = 255  # some images with a square: ties around it, not on it
+    y = np.arange(n) % 10
     _assert_same_step(ref, fast, x, y, threads)
 
 
@@ -122,6 +123,10 @@ def test_two_threads_use_two_threads_and_restore_blas(monkeypatch):
     with threadpool_limits(limits=1, user_api="blas"):
         fast.loss_and_scores(x, y)
     assert len(seen) == 1
+    seen.clear()
+    with threadpool_limits(limits=2, user_api="blas"):  # one slice: one Python thread
+        fast.loss_and_scores(x[:SLICE], y[:SLICE])
+    assert seen == [(threading.current_thread().name, 2)]
 
 
 def test_grads_are_new_arrays_and_training_follows_the_readable_model():
