@@ -56,7 +56,7 @@ def write_matplotlib_config(folder: Path) -> Path:
         from matplotlib import font_manager
         font_manager.json_dump(font_manager.fontManager, str(
             folder / f"fontlist-v{font_manager.FontManager.__version__}.json"))
-    except Exception:  # no matplotlib here: each kernel lists the fonts itself
+    except ImportError:  # no matplotlib here: each kernel lists the fonts itself
         pass
     return folder
 

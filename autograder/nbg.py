@@ -97,7 +97,7 @@ def base_env(extra: dict | None = None) -> dict[str, str]:
 SLOW_OPTIONAL_IMPORTS = ("rfc3987_syntax",)
 LAUNCHER = f"""\
 import functools, sys
-sys.modules.update(dict.fromkeys({SLOW_OPTIONAL_IMPORTS!r}))
+for _name in {SLOW_OPTIONAL_IMPORTS!r}: sys.modules.setdefault(_name, None)
 import nbgrader.api
 nbgrader.api.get_alembic_version = functools.lru_cache(maxsize=None)(
     nbgrader.api.get_alembic_version)

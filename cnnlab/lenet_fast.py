@@ -3,8 +3,9 @@
 Reference only: this module computes the same loss and gradients as the readable
 exercise code (``cnnlab/layers``, ``cnnlab/pooling.py``, the tape of
 ``cnnlab/lenet.py``), so it holds the answers of ps2 and ps3 in another form. The
-student edition leaves it out (``REFERENCE_ONLY`` in ``autograder/course.py``),
-and nothing a student imports imports it.
+student edition leaves it out (listed in ``REFERENCE_ONLY``, ``autograder/course.py``;
+skipped by ``package_files`` in ``autograder/student_edition.py``), and nothing a
+student imports imports it.
 
 Same network, same parameters (names, shapes, initialization: the same seed gives
 the same weights), same methods (it *is* a :class:`LeNet5`); only
@@ -31,6 +32,7 @@ What makes the step fast (each is explained where it is done):
 from __future__ import annotations
 
 import math
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -56,6 +58,9 @@ MONOTONE = frozenset({"relu", "tanh"})
 
 _POOL_EXECUTOR = None
 _POOL_LOCK = threading.Lock()
+#: Held for a whole 2-thread step: the BLAS thread count is process-wide, so two steps
+#: at once (two models in two threads) would restore each other's setting wrongly.
+_STEP_LOCK = threading.Lock()
 
 
 def _executor() -> ThreadPoolExecutor:
@@ -65,6 +70,16 @@ def _executor() -> ThreadPoolExecutor:
         if _POOL_EXECUTOR is None:
             _POOL_EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lenet-fast")
         return _POOL_EXECUTOR
+
+
+def _forget_executor_after_fork() -> None:
+    # A forked child inherits the executor but not its thread: work queued there would
+    # never run, so the child makes its own.
+    global _POOL_EXECUTOR, _POOL_LOCK, _STEP_LOCK
+    _POOL_EXECUTOR, _POOL_LOCK, _STEP_LOCK = None, threading.Lock(), threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_executor_after_fork)
 
 
 class _Blas:
@@ -96,9 +111,21 @@ class _Blas:
         return max(c.num_threads for c in controller.lib_controllers)
 
     @classmethod
-    def set_threads(cls, threads: int) -> None:
+    def set_threads(cls, threads: int) -> list[int]:
+        """Set every BLAS library to ``threads``; return their previous counts."""
         controller = cls.controller()
-        for lib in controller.lib_controllers if controller is not None else ():
+        libs = controller.lib_controllers if controller is not None else []
+        previous = [lib.num_threads for lib in libs]
+        for lib in libs:
+            lib.set_num_threads(threads)
+        return previous
+
+    @classmethod
+    def restore(cls, previous: list[int]) -> None:
+        """Give each BLAS library back the count :meth:`set_threads` returned."""
+        controller = cls.controller()
+        for lib, threads in zip(controller.lib_controllers if controller is not None else [],
+                                previous):
             lib.set_num_threads(threads)
 
 
@@ -191,17 +218,17 @@ class FastLeNet5(LeNet5):
             loss, grads = self._run(x, y, slices, n, scores, 0)
             return loss / n, grads, scores
         half = (len(slices) + 1) // 2
-        previous = _Blas.threads()
         # One BLAS thread per Python thread: OpenBLAS splits these small products
         # badly between 2 threads (and the elementwise work stays on one), while two
         # independent slices keep both cores busy with everything.
-        _Blas.set_threads(1)
-        try:
-            other = _executor().submit(self._run, x, y, slices[half:], n, scores, 1)
-            loss, grads = self._run(x, y, slices[:half], n, scores, 0)
-            other_loss, other_grads = other.result()
-        finally:
-            _Blas.set_threads(previous)
+        with _STEP_LOCK:
+            previous = _Blas.set_threads(1)
+            try:
+                other = _executor().submit(self._run, x, y, slices[half:], n, scores, 1)
+                loss, grads = self._run(x, y, slices[:half], n, scores, 0)
+                other_loss, other_grads = other.result()
+            finally:
+                _Blas.restore(previous)
         for name, grad in grads.items():
             grad += other_grads[name]
         return (loss + other_loss) / n, grads, scores

@@ -1,6 +1,9 @@
 """FastLeNet5: the readable LeNet5's loss, scores and gradients, by its fast training step."""
 
+import os
+import signal
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -184,3 +187,27 @@ def test_plain_order_where_pooling_first_would_not_be_valid(monkeypatch, activat
     ref, fast = _pair(activation=activation)
     assert not fast._pool_first
     _assert_same_step(ref, fast, *_batch(70, seed=4), threads=1)
+
+
+def test_a_forked_child_still_runs_two_thread_steps():
+    """The shared worker thread does not survive os.fork(): the child must make its own
+    rather than queue work that no thread will run (it would wait forever)."""
+    if not any(info["user_api"] == "blas" for info in threadpool_info()):  # pragma: no cover
+        pytest.skip("no BLAS library that threadpoolctl controls")
+    _, fast = _pair()
+    x, y = _batch(2 * SLICE)
+    with threadpool_limits(limits=2, user_api="blas"):
+        fast.loss_and_scores(x, y)  # starts the worker thread in this process
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12+: fork with threads
+            pid = os.fork()
+        if pid == 0:  # the child: a hang ends with SIGALRM
+            signal.alarm(30)
+            code = 1
+            try:
+                loss, _, _ = fast.loss_and_scores(x, y)
+                code = 0 if np.isfinite(loss) else 1
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, f"the child ended with status {status}"
