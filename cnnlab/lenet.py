@@ -380,14 +380,20 @@ class LeNet5:
         What :func:`cnnlab.train.fit` calls, to count the training accuracy without a
         second forward pass.
         """
+        y = self._labels_for(x, y)
+        scores, tape = self.forward_pass(x)
+        loss, dscores = softmax_cross_entropy(scores, y)
+        return loss, self.backward_pass(dscores, tape), scores
+
+    @staticmethod
+    def _labels_for(x, y) -> np.ndarray:
+        """``y`` as a 1-D array, checked to hold one label per image of ``x``."""
         y = as_numeric_array(y, "y", ndim=1)
         n = np.shape(x)[0] if np.ndim(x) else 0
         if y.shape[0] != n:
             raise ValueError(f"y must hold one label per image: x has {n} images, got "
                              f"{y.shape[0]} labels")
-        scores, tape = self.forward_pass(x)
-        loss, dscores = softmax_cross_entropy(scores, y)
-        return loss, self.backward_pass(dscores, tape), scores
+        return y
 
     def predict(self, x, batch_size=1000) -> np.ndarray:
         """Predicted class of every image, computed ``batch_size`` images at a time.

@@ -38,7 +38,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from cnnlab._validate import as_numeric_array
 from cnnlab.lenet import IMAGE_SIZE, KERNEL, PIXEL_MEAN, PIXEL_STD, POOL, LeNet5
 
 __all__ = ["FastLeNet5", "SLICE"]
@@ -236,11 +235,8 @@ class FastLeNet5(LeNet5):
     def _checked_batch(self, x, y):
         """Validate ``x`` and ``y`` as :meth:`LeNet5.loss_and_scores` does; return them,
         ``x`` either uint8 ``(N, 28, 28)`` or prepared ``(N, 1, S, S)``."""
-        y = as_numeric_array(y, "y", ndim=1)
-        n = np.shape(x)[0] if np.ndim(x) else 0
-        if y.shape[0] != n:
-            raise ValueError(f"y must hold one label per image: x has {n} images, got "
-                             f"{y.shape[0]} labels")
+        y = self._labels_for(x, y)
+        n = y.shape[0]
         if y.dtype.kind not in "iu":
             raise ValueError(f"y must be an array of integer class labels, got dtype {y.dtype}")
         bad = (y < 0) | (y >= self.num_classes)
