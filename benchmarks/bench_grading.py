@@ -91,9 +91,7 @@ def main() -> None:
             finally:
                 os.environ.pop("CNNLAB_NO_JAIL", None)
                 jail.problem.cache_clear()
-            return (median, statistics.median(r.sandbox["seconds"] for r in results),
-                    statistics.median(sum(n["seconds"] for n in r.notebooks.values())
-                                      for r in results))
+            return (median, *parts(results))
 
         singles, sandbox, notebooks = single(unsafe=False)
         print(f"one submission (reference), alone: {singles:.1f} s median "
@@ -166,6 +164,13 @@ def timed(repeats: int, run: Callable[[], object]) -> tuple[float, list]:
     return statistics.median(times), returned
 
 
+def parts(results: list) -> tuple[float, float]:
+    """Median seconds of the sandboxed tests and of the notebook runs of graded results."""
+    return (statistics.median(r.sandbox["seconds"] for r in results),
+            statistics.median(sum(n["seconds"] for n in r.notebooks.values())
+                              for r in results))
+
+
 ONE_CORE_ASSIGNMENTS = ("ps1", "ps2", "ps3")
 
 
@@ -191,9 +196,7 @@ def one_core(args) -> None:
         for name in ONE_CORE_ASSIGNMENTS:
             ours, results = timed(args.repeats, lambda name=name: grade(
                 name, course, submissions, students=["student00"], options=options)["student00"])
-            sandbox = statistics.median(r.sandbox["seconds"] for r in results)
-            notebooks = statistics.median(sum(n["seconds"] for n in r.notebooks.values())
-                                          for r in results)
+            sandbox, notebooks = parts(results)
             status = {f"{r.status} {r.score:g}/{r.max_score:g}" for r in results}
             theirs, codes = timed(args.repeats, lambda name=name: _plain_autograde(plain, name))
             ours_total += ours
