@@ -68,7 +68,7 @@ from autograder.notebook_runs import (
 )
 from autograder.results import StudentResult, load_results, results_dir
 from autograder.sandbox import Limits, SandboxReport, run_sandbox
-from autograder.testcells import assignment_cells
+from autograder.testcells import assignment_cells, demo_cell_ids
 from cnnlab.progress import progress_bar
 
 
@@ -107,6 +107,7 @@ class Context:
         self.notebooks = notebook_names(self.course, assignment)
         self.cells = assignment_cells(self.source, self.notebooks)
         self.cell_index = {(c.notebook, c.grade_id): c for c in self.cells}
+        self.demo_cells = demo_cell_ids(self.source, self.notebooks)
         self.bank = CaseBank([c for c in self.cells if c.sandboxed])
         self.trusted_package = self.source / "cnnlab"
         self.isolation = jail.require(options.unsafe_no_isolation)

@@ -67,19 +67,35 @@ def _failure_reason(nb: str, run, budget: float) -> str:
     return f"nbgrader could not autograde {nb}.ipynb" + (f" ({lines[0][:200]})" if lines else "")
 
 
-def sanitize(path: Path) -> list[str]:
-    """Fix what nbgrader itself trips over in a submitted notebook; return notes.
+# nbgrader's Execute (nbclient) skips cells with this tag; only grading sets it
+NOT_RUN_TAG = "cnnlab-not-run-under-grading"
+
+
+def sanitize(path: Path, not_run: frozenset[str] = frozenset()) -> list[str]:
+    """Fix what nbgrader itself trips over in a submitted notebook, mark the cells it
+    is not to run; return notes.
 
     A cell pasted twice keeps its grade id; nbgrader's DeduplicateIds then leaves
     metadata that makes ``OverwriteCells.add_missing_cells`` raise KeyError. Only
     the first cell with a grade id keeps its nbgrader metadata here (nbgrader
     would overwrite a graded cell's source with the instructor's anyway).
+
+    ``not_run`` holds the ids of the source's ungraded code cells (demonstrations and
+    figures): tagged here, nbgrader leaves them unexecuted. The tag is taken off every
+    other cell, so a submission cannot skip a cell of its own choosing (a student's
+    cell, not in the source, runs).
     """
     notebook = nbformat.read(str(path), as_version=4)
     seen, notes = set(), []
     for cell in notebook.cells:
+        tags = cell.get("metadata", {}).get("tags")
+        if isinstance(tags, list) and NOT_RUN_TAG in tags:
+            cell.metadata.tags = [t for t in tags if t != NOT_RUN_TAG]
         meta = cell.get("metadata", {}).get("nbgrader")
         if meta is None:
+            if cell.cell_type == "code" and cell.get("id") in not_run:
+                tags = cell.metadata.get("tags")
+                cell.metadata.tags = [*(tags if isinstance(tags, list) else []), NOT_RUN_TAG]
             continue
         grade_id = meta.get("grade_id") if isinstance(meta, dict) else None
         if not grade_id or grade_id in seen:
@@ -89,8 +105,7 @@ def sanitize(path: Path) -> list[str]:
                          "was treated as an ordinary cell")
         else:
             seen.add(grade_id)
-    if notes:
-        nbformat.write(notebook, str(path))
+    nbformat.write(notebook, str(path))
     return notes
 
 
@@ -159,9 +174,11 @@ def _private_course(ctx: Context, student: str, submitted: Path, valid: list[str
         if nb not in valid:
             (target / f"{nb}.ipynb").unlink(missing_ok=True)
         else:
-            notes += sanitize(target / f"{nb}.ipynb")
+            notes += sanitize(target / f"{nb}.ipynb", ctx.demo_cells.get(nb, frozenset()))
     shutil.copyfile(ctx.template_db, private / "gradebook.db")
     config = (ctx.course / "nbgrader_config.py").read_text(encoding="utf-8")
+    config += ("\n# added for this run: the source's ungraded cells are not run\n"
+               f"c.Execute.skip_cells_with_tag = {NOT_RUN_TAG!r}\n")
     env = base_env({
         "HOME": str(home), "TMPDIR": str(home / "tmp"), "IPYTHONDIR": str(home / ".ipython"),
         "JUPYTER_RUNTIME_DIR": str(home / "runtime"), "JUPYTER_DATA_DIR": str(home / "data"),

@@ -139,3 +139,18 @@ def assignment_cells(source_dir: Path, notebooks: list[str]) -> list[GradedCell]
     for name in notebooks:
         cells.extend(graded_cells(Path(source_dir) / f"{name}.ipynb"))
     return cells
+
+
+def demo_cell_ids(source_dir: Path, notebooks: list[str]) -> dict[str, frozenset[str]]:
+    """{notebook: ids of its ungraded code cells}, read from the source notebooks.
+
+    These cells (figures, demonstrations, timings) are not run under grading: no
+    score depends on them, and they are most of a notebook's run time.
+    """
+    found = {}
+    for name in notebooks:
+        notebook = nbformat.read(str(Path(source_dir) / f"{name}.ipynb"), as_version=4)
+        found[name] = frozenset(cell.get("id") for cell in notebook.cells
+                                if cell.cell_type == "code" and "nbgrader" not in cell.metadata
+                                and cell.get("id"))
+    return found
