@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import subprocess
 import sys
 import textwrap
 
@@ -199,6 +200,54 @@ def test_a_call_no_syntax_tree_shows_is_caught_while_the_check_runs(tmp_path):
         with pytest.raises(AssertionError, match=r"^correlate2d calls scipy\.signal\.correlate2d:"
                            r" implement it yourself \(rule of exercise 1 of 02_convolution_2d"):
             checks.check("signal.correlate2d")
+
+
+FRESH_KERNEL = """
+import sys
+from cnnlab.checks import check
+before = sorted(m for m in ("scipy.signal", "scipy.ndimage", "scipy.linalg") if m in sys.modules)
+try:
+    for name in sys.argv[1:]:
+        check(name)
+finally:
+    print("loaded before:", before)
+    print("loaded after:", sorted(m for m in ("scipy.signal", "scipy.ndimage", "scipy.linalg")
+                                  if m in sys.modules))
+"""
+
+
+def run_checks_fresh(folder, *names) -> subprocess.CompletedProcess:
+    """``check(name)`` for each name, in a new interpreter whose ``cnnlab`` is ``folder``'s,
+    as in a notebook kernel (no SciPy imported beforehand)."""
+    return subprocess.run([sys.executable, "-c", FRESH_KERNEL, *names], cwd=folder,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_a_test_cell_imports_no_forbidden_module_the_student_does_not_use(tmp_path):
+    """Tripwires go on what is imported (importing SciPy would cost every test cell's first
+    check a second, in every notebook run of the autograder too)."""
+    package = write_student_edition(tmp_path, "ps1")
+    solve(package, "signal.py", _signal_exercises())
+    names = [f"signal.{f}" for f in ("correlate", "convolve", "correlate2d", "convolve2d")]
+    done = run_checks_fresh(tmp_path, *names)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "loaded after: []" in done.stdout, done.stdout
+
+
+def test_a_forbidden_module_imported_while_the_check_runs_is_caught_in_a_fresh_kernel(tmp_path):
+    """The module was not loaded when the check began: the case that imported it runs
+    again, with its tripwires."""
+    package = write_student_edition(tmp_path, "ps1")
+    solve(package, "signal.py", [f for f in _signal_exercises() if f != "correlate2d"])
+    patch_function(package, "signal.py", "correlate2d", [
+        I + "import importlib",
+        I + "module = importlib.import_module('scipy.' + 'signal')",
+        I + "return getattr(module, 'correlate' + '2d')(in1, in2, mode)"])
+    done = run_checks_fresh(tmp_path, "signal.correlate2d")
+    assert "loaded before: []" in done.stdout, done.stdout
+    assert done.returncode != 0
+    assert "AssertionError: correlate2d calls scipy.signal.correlate2d: implement it " \
+        "yourself (rule of exercise 1 of 02_convolution_2d" in done.stderr, done.stderr[-2000:]
 
 
 def test_catching_the_refusal_does_not_hide_it(tmp_path):

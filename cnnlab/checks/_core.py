@@ -443,12 +443,14 @@ def check(name: str, seed: int = 0, count: int | None = None) -> None:
         raise AssertionError(violation.message())
     answers = expectations(chk, seed, count)
     wires = rules.Tripwires()
-    wires.install([exercise] if exercise else [])
+    wires.install([exercise] if exercise else [], imported_only=True)
     try:
         with wires.checking(exercise):
             for answer in answers:
                 case = answer.case
                 problem = run_case(chk, case, answer.right, answer.wrong)
+                if wires.install_late():  # the case imported a forbidden module: again, wired
+                    problem = run_case(chk, case, answer.right, answer.wrong)
                 violation = wires.violation_of(exercise) if exercise else None
                 if violation:  # even if the student's code caught the refusal
                     raise AssertionError(violation.message())

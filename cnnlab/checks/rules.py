@@ -232,8 +232,12 @@ def check_source(exercise: Exercise, package_root=PACKAGE.parent) -> Violation |
 
 # -- dynamic: tripwires in place of the forbidden callables -----------------------------------
 
-def _callables(name: str) -> dict[str, object]:
-    """{dotted name: callable} that the forbidden ``name`` covers (a module: its functions)."""
+def _callables(name: str, imported_only: bool = False) -> dict[str, object]:
+    """{dotted name: callable} that the forbidden ``name`` covers (a module: its functions).
+
+    With ``imported_only``, nothing is imported: a name whose module is not loaded yet
+    covers nothing (for now).
+    """
     if name in EVERYWHERE:
         found = {}
         for module_name, module in list(sys.modules.items()):
@@ -243,23 +247,39 @@ def _callables(name: str) -> dict[str, object]:
                     if isinstance(value, types.FunctionType) and value.__module__ == module_name:
                         found[f"{module_name}.{attr}"] = value
         return found
-    try:
-        module = importlib.import_module(name)
-    except ImportError:
-        parent, _, attr = name.rpartition(".")
-        try:
-            value = getattr(importlib.import_module(parent), attr)
-        except (ImportError, AttributeError, ValueError):
-            return {}
-        return {name: value} if callable(value) and not isinstance(value, type) else {}
-    public = getattr(module, "__all__", None) or [a for a in vars(module) if a[:1] != "_"]
+    target = _loaded(name) if imported_only else _imported(name)
+    if not isinstance(target, types.ModuleType):
+        return {name: target} if callable(target) and not isinstance(target, type) else {}
+    public = getattr(target, "__all__", None) or [a for a in vars(target) if a[:1] != "_"]
     found = {}
     for attr in public:  # its own functions, not what it re-exports from elsewhere
-        value = getattr(module, attr, None)
+        value = getattr(target, attr, None)
         if callable(value) and not isinstance(value, (type, types.ModuleType)) and str(
                 getattr(value, "__module__", "")).startswith(name):
             found[f"{name}.{attr}"] = value
     return found
+
+
+def _imported(name: str):
+    """The module or attribute ``name`` names, imported if need be (None if there is none)."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        parent, _, attr = name.rpartition(".")
+        try:
+            return getattr(importlib.import_module(parent), attr)
+        except (ImportError, AttributeError, ValueError):
+            return None
+
+
+def _loaded(name: str):
+    """What ``name`` names if its module is imported already, else None (imports nothing:
+    ``vars``, because a package's ``__getattr__`` may import a submodule)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    parent, _, attr = name.rpartition(".")
+    module = sys.modules.get(parent)
+    return None if module is None else vars(module).get(attr)
 
 
 class Tripwires:
@@ -277,14 +297,35 @@ class Tripwires:
         self.violations: list[Violation] = []
         self._patched: list[tuple[dict, str, object]] = []
         self._kinds: dict[str, str] = {}
+        self._pending: list[str] = []       # forbidden names not covered yet
+        self._imported_only = False
+        self._planted: dict[int, object] = {}  # id: original, of those with tripwires
 
-    def install(self, exercises=EXERCISES) -> None:
-        """Put tripwires on every callable the rules of ``exercises`` forbid."""
-        names = sorted({n for e in exercises for n in (*e.rule.forbidden, *EVERYWHERE)})
-        originals = {}
-        for name in names:
-            for dotted, value in _callables(name).items():
-                originals.setdefault(id(value), (value, self._tripwire(value, dotted)))
+    def install(self, exercises=EXERCISES, imported_only: bool = False) -> None:
+        """Put tripwires on every callable the rules of ``exercises`` forbid.
+
+        With ``imported_only``, only on those of modules imported already (a test cell's
+        check: importing all of SciPy there would cost every notebook run a second);
+        :meth:`install_late` covers the modules imported since.
+        """
+        self._pending = sorted({n for e in exercises for n in (*e.rule.forbidden, *EVERYWHERE)})
+        self._imported_only = imported_only
+        self.install_late()
+
+    def install_late(self) -> bool:
+        """Put tripwires on the forbidden callables of modules imported since
+        :meth:`install` (with ``imported_only``); return whether there were any."""
+        originals, pending = {}, []
+        for name in self._pending:
+            found = _callables(name, self._imported_only)
+            if not found or name in EVERYWHERE:  # (the grading side's modules: any new one)
+                pending.append(name)
+            for dotted, value in found.items():
+                if id(value) not in self._planted:
+                    originals.setdefault(id(value), (value, self._tripwire(value, dotted)))
+        self._pending = pending
+        if not originals:
+            return False
         for module in list(sys.modules.values()):
             try:
                 namespace = vars(module)
@@ -297,12 +338,16 @@ class Tripwires:
                 if entry is not None and entry[0] is value:
                     namespace[attr] = entry[1]
                     self._patched.append((namespace, attr, value))
+        self._planted.update({key: value for key, (value, _) in originals.items()})
+        return True
 
     def uninstall(self) -> None:
         """Give every module its originals back."""
         for namespace, attr, value in reversed(self._patched):
             namespace[attr] = value
         self._patched.clear()
+        self._planted.clear()
+        self._pending = []
 
     @contextlib.contextmanager
     def checking(self, exercise: Exercise | None):
