@@ -89,22 +89,10 @@ def base_env(extra: dict | None = None) -> dict[str, str]:
     return env
 
 
-# nbgrader's Gradebook runs `alembic heads` in a subprocess every time it opens the
-# database (about 0.5 s, several times per notebook): ask once per process.
 # jsonschema (through nbformat) imports rfc3987_syntax, whose grammar takes over a
 # second to build, only to check the "iri" format, which no notebook schema uses: a
 # None entry in sys.modules makes that import fail, and jsonschema goes on without it.
 SLOW_OPTIONAL_IMPORTS = ("rfc3987_syntax",)
-LAUNCHER = f"""\
-import functools, sys
-for _name in {SLOW_OPTIONAL_IMPORTS!r}: sys.modules.setdefault(_name, None)
-import nbgrader.api
-nbgrader.api.get_alembic_version = functools.lru_cache(maxsize=None)(
-    nbgrader.api.get_alembic_version)
-from nbgrader.apps.nbgraderapp import main
-sys.argv[0] = "nbgrader"
-main()
-"""
 
 
 def skip_slow_optional_imports() -> None:
@@ -113,34 +101,55 @@ def skip_slow_optional_imports() -> None:
         sys.modules.setdefault(name, None)
 
 
-def run_nbgrader(args: list[str], course: Path, timeout: float, log: Path,
-                 env: dict | None = None, prefix: list[str] | None = None) -> NbResult:
-    """``nbgrader ARGS`` in the course directory (where its config lives), as a subprocess.
+def _forkserver():
+    """The fork server that has nbgrader imported, or None where this process may not
+    have children (see :mod:`autograder.nbgrader_command`)."""
+    import multiprocessing
+    if multiprocessing.current_process().daemon:
+        return None
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["autograder.nbgrader_command"])
+    return context
 
-    The launcher script is written next to the log (inside the jail's work folder
-    when there is one).
-    """
+
+def _run_forked(args: list[str], folder: str, env: dict[str, str], log: str) -> None:
+    from autograder.nbgrader_command import run  # imported already, in the fork server
+    run(args, folder, env, log)
+
+
+def run_nbgrader(args: list[str], course: Path, timeout: float, log: Path,
+                 env: dict | None = None) -> NbResult:
+    """``nbgrader ARGS`` in the course directory (where its config lives), in a process
+    of its own: a fork of the fork server, or a fresh interpreter."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    launcher = log.parent / "nbgrader_launcher.py"
-    if not launcher.exists():
-        launcher.write_text(LAUNCHER, encoding="utf-8")
-    command = [*(prefix or []), sys.executable, "-I", str(launcher), *args,
-               f"--CourseDirectory.root={course}"]
+    log.write_bytes(b"")
+    args = [*args, f"--CourseDirectory.root={course}"]
+    env = env or base_env()
     started = time.monotonic()
-    with open(log, "wb") as handle:
-        process = subprocess.Popen(command, cwd=course, env=env or base_env(),
-                                   stdin=subprocess.DEVNULL, stdout=handle,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
-        timed_out = False
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
+    context = _forkserver()
+    if context is not None:
+        process = context.Process(target=_run_forked, args=(args, str(course), env, str(log)),
+                                  name="nbgrader")
+        process.start()
+        process.join(timeout)
+        timed_out = process.exitcode is None
+        kill_tree(process.pid)  # on a timeout; otherwise a kernel left behind, if any
+        process.join()
+        returncode = process.exitcode
+    else:
+        command = [sys.executable, "-I", "-m", "autograder.nbgrader_command", *args]
+        with open(log, "ab") as handle:
+            process = subprocess.Popen(command, cwd=course, env=env, stdin=subprocess.DEVNULL,
+                                       stdout=handle, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
+            try:
+                process.wait(timeout=timeout)
+                timed_out = False
+            except subprocess.TimeoutExpired:
+                timed_out = True
             kill_tree(process.pid)
-            process.wait()
-        else:
-            kill_tree(process.pid)  # a kernel left behind, if any
-    return NbResult(process.returncode, tail(log), timed_out, time.monotonic() - started)
+            returncode = process.wait()
+    return NbResult(returncode, tail(log), timed_out, time.monotonic() - started)
 
 
 def tail(path: Path, size: int = 20000) -> str:
