@@ -248,16 +248,39 @@ def test_grading_kernels_get_60_dpi_and_a_font_list_they_do_not_rebuild(tmp_path
     assert fonts[0].stat().st_mtime_ns == before, "the kernel rebuilt the font list"
 
 
-def test_nbgrader_launcher_skips_rfc3987_syntax_and_still_validates_notebooks():
+def test_the_nbgrader_command_skips_rfc3987_syntax_and_still_validates_notebooks():
     import subprocess
     import sys
 
-    from autograder.nbg import LAUNCHER
-    prelude = LAUNCHER.split("import nbgrader.api")[0]
-    done = subprocess.run([sys.executable, "-I", "-c", prelude + (
-        "import nbformat\n"
+    done = subprocess.run([sys.executable, "-I", "-c", (
+        "import sys, autograder.nbgrader_command, nbformat\n"
         "nbformat.validate(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('1')]))\n"
         "print(sys.modules.get('rfc3987_syntax', 'missing'))\n")],
         capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "None"
+
+
+def test_an_nbgrader_command_forked_from_the_server_has_its_folder_env_and_log(tmp_path):
+    from autograder.nbg import base_env, run_nbgrader
+
+    (tmp_path / "nbgrader_config.py").write_text("c = get_config()\n", encoding="utf-8")
+    log = tmp_path / "logs" / "list.log"
+    run = run_nbgrader(["--version"], tmp_path, 120, log, env=base_env({"CNNLAB_MARK": "1"}))
+    assert run.ok and not run.timed_out, run.output
+    import nbgrader
+    assert nbgrader.__version__ in log.read_text(encoding="utf-8")
+
+
+def test_an_nbgrader_command_past_its_time_is_killed_with_its_process_group(tmp_path):
+    from autograder.nbg import base_env, run_nbgrader
+
+    config = tmp_path / "nbgrader_config.py"  # nbgrader loads it: a command that hangs
+    config.write_text("import subprocess, time\n"
+                      "subprocess.Popen(['sleep', '300'])\n"
+                      "time.sleep(300)\n", encoding="utf-8")
+    run = run_nbgrader(["list"], tmp_path, 3, tmp_path / "hang.log", env=base_env())
+    assert run.timed_out and not run.ok and run.seconds < 60
+    import subprocess
+    left = subprocess.run(["pgrep", "-f", "sleep 300"], capture_output=True, text=True)
+    assert left.stdout.strip() == "", "the command's child outlived it"
