@@ -22,7 +22,8 @@ import struct
 import sys
 
 
-def install_guard(allowed: list[str], denied: list[str], sandbox: str) -> None:
+def install_guard(allowed: list[str], denied: list[str], sandbox: str,
+                  watched: list[str] | None = None, report_fd: int | None = None) -> None:
     """An audit hook that confines file access and forbids processes, sockets and ctypes.
 
     A path may be read only if the longest of the allowed and denied roots that
@@ -30,6 +31,13 @@ def install_guard(allowed: list[str], denied: list[str], sandbox: str) -> None:
     layer under the operating system's (bubblewrap and seccomp, see
     :mod:`autograder.jail`): the policy lives in this function's locals, as
     immutable tuples and frozensets, where student code cannot rebind it.
+
+    ``watched``: the folders of packages that forbidden callables live in but that were
+    not imported before student code (SciPy, when it is not preloaded). The first file
+    opened in one, or import of one, is reported at once on ``report_fd`` (a
+    ``needs-preload`` event): no later output of this process is trusted, and the
+    grading side runs the tests again with those packages imported and wired first.
+    Once written, the report cannot be taken back by student code.
     """
     blocked_events = (
         "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty",
@@ -51,7 +59,11 @@ def install_guard(allowed: list[str], denied: list[str], sandbox: str) -> None:
     roots = sorted([(r.rstrip("/") or "/", True) for r in allowed]
                    + [(r.rstrip("/") or "/", False) for r in denied],
                    key=lambda item: len(item[0]), reverse=True)
+    watched_roots = tuple(root.rstrip("/") + "/" for root in watched or ())
+    watched_names = frozenset(os.path.basename(root.rstrip("/")) for root in watched or ())
     realpath, fspath = os.path.realpath, os.fspath
+    report = Channel(os.dup(report_fd), None) if watched and report_fd is not None else None
+    reported = []
     write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
     def permitted(path) -> bool:
@@ -64,7 +76,25 @@ def install_guard(allowed: list[str], denied: list[str], sandbox: str) -> None:
                 return allow
         return path in ("/dev/null", "/dev/urandom")
 
+    def watch(event, args) -> None:
+        if reported:
+            return
+        if event == "import":
+            name = args[0] if args and isinstance(args[0], str) else ""
+            hit = name.partition(".")[0] in watched_names
+        else:
+            try:
+                hit = realpath(fspath(args[0])).startswith(watched_roots)
+            except Exception:
+                hit = False
+        if hit:
+            reported.append(True)
+            report.send({"ev": "needs-preload"})
+
     def hook(event, args):
+        if report is not None and event in ("open", "import") and args and \
+                not isinstance(args[0], int):
+            watch(event, args)
         if event in path_events:
             target = args[0] if args else None
             if target is None or isinstance(target, int):
@@ -146,7 +176,7 @@ def main() -> None:
         loader.loader.exec_module(lockdown)
         lockdown.lock_down()
         del lockdown, loader
-    install_guard(spec["allowed"], spec["denied"], spec["sandbox"])
+    install_guard(spec["allowed"], spec["denied"], spec["sandbox"], spec.get("watch"), fd)
     from cnnlab.checks import exercise_of, get_check  # the instructor's (package: student's)
     from cnnlab.checks.rules import Tripwires
 
@@ -158,7 +188,9 @@ def main() -> None:
             pass
     exercises = {tid: exercise_of(chk.function) for tid, chk in checks.items()}
     wires = Tripwires()  # before the student's modules are imported: aliases get tripwires
-    wires.install([e for e in exercises.values() if e is not None])
+    # (on what is imported: a watched package the student's code opens ends this attempt)
+    wires.install([e for e in exercises.values() if e is not None],
+                  imported_only=bool(spec.get("watch")))
     channel.send({"ev": "ready"})
     for task in spec["tasks"]:
         channel.send({"ev": "start", "task": task["id"]})

@@ -10,6 +10,7 @@ its own tests.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -25,8 +26,28 @@ from autograder.attempt import Attempt, exit_reason
 from autograder.course import REFERENCE_PACKAGE, REPO, thread_env
 
 CHILD = Path(__file__).with_name("_sandbox_child.py")
+# What the sandboxed process imports before student code runs. Importing SciPy there costs
+# over a second per submission, and most submissions never touch it: the first attempt
+# imports NumPy alone and watches SciPy's folder (see _sandbox_child.install_guard); if the
+# student's code opens it, every result of that attempt is dropped and the tests run again
+# with all of PRELOAD imported and its forbidden callables wired before the student's code.
+PRELOAD_MINIMAL = ("numpy", "ctypes")
 PRELOAD = ("numpy", "scipy", "scipy.signal", "scipy.linalg", "scipy.fft", "scipy.special",
            "scipy.ndimage", "scipy.optimize", "ctypes")
+
+
+def _watched_folders() -> list[str]:
+    """The folders of the packages that PRELOAD, or a forbidden callable, needs and
+    PRELOAD_MINIMAL does not import."""
+    from cnnlab.checks import EXERCISES
+    needed = {n.partition(".")[0] for n in PRELOAD}
+    needed |= {n.partition(".")[0] for e in EXERCISES for n in e.rule.forbidden}
+    folders = []
+    for name in sorted(needed - set(PRELOAD_MINIMAL) - {"cnnlab"}):
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.submodule_search_locations:
+            folders += [os.path.realpath(p) for p in spec.submodule_search_locations]
+    return folders
 
 
 def _site_dirs() -> tuple[list[str], list[str]]:
@@ -77,6 +98,7 @@ class TaskRun:
         self.outcomes = {tid: {"cases": {}, "error": None, "rules": []} for tid in self.tasks}
         self.pending = list(self.tasks)
         self.jailed = jail.available()
+        self.preload_all = False  # until the student's code opens what PRELOAD_MINIMAL lacks
 
     # -- the whole run -------------------------------------------------------------------
     def run(self, report) -> dict[str, dict]:
@@ -90,9 +112,18 @@ class TaskRun:
         while self.pending:
             number += 1
             progress = self._attempt(number)
+            if (progress.stop or {}).get("ev") == "needs-preload":
+                self._start_over_preloaded()
+                continue
             if not self._settle(progress, report):
                 break
         return self.outcomes
+
+    def _start_over_preloaded(self) -> None:
+        """Forget everything so far: every test runs again, everything preloaded."""
+        self.preload_all = True
+        self.outcomes = {tid: {"cases": {}, "error": None, "rules": []} for tid in self.tasks}
+        self.pending = list(self.tasks)
 
     def _prepare_box(self) -> None:
         for task in self.tasks.values():
@@ -109,7 +140,9 @@ class TaskRun:
     def _command(self, number: int) -> list[str]:
         limits, box = self.limits, self.box
         spec = {"sandbox": str(box), "stdlib": self.stdlib, "site_packages": self.sites,
-                "preload": list(PRELOAD), "allowed": [str(box), *self.stdlib, *self.sites],
+                "preload": list(PRELOAD if self.preload_all else PRELOAD_MINIMAL),
+                "watch": [] if self.preload_all else _watched_folders(),
+                "allowed": [str(box), *self.stdlib, *self.sites],
                 "denied": _denied(self.course),
                 "rlimits": {"RLIMIT_AS": limits.memory_mb << 20, "RLIMIT_FSIZE": 1 << 20,
                             "RLIMIT_CORE": 0, "RLIMIT_CPU": int(limits.submission_timeout) + 5},
@@ -138,6 +171,9 @@ class TaskRun:
         try:  # whatever goes wrong in the parsing, the sandboxed process does not outlive it
             events = attempt.events(deadline_for)
             for header, arrays in events:
+                if header.get("ev") == "needs-preload" and not self.preload_all:
+                    progress.stop = header
+                    break
                 if header.get("ev") in ("timeout", "garbage"):
                     progress.stop = header
                     break

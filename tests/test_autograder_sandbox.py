@@ -251,6 +251,50 @@ def test_monkeypatching_numpy_in_the_sandbox_changes_nothing(setup):
     assert set(scores.values()) == {0}
 
 
+# A cheat that fetches a forbidden function once, at run time, and keeps it: had the
+# sandbox put tripwires on SciPy only after the student's code imported it, the kept
+# original would go on answering unseen.
+KEEP_ORIGINAL = """
+_kept = []
+
+
+def _kept_correlate():
+    if not _kept:
+        import importlib, sys
+        _kept.append(getattr(importlib.import_module('scipy.' + 'sig' + 'nal'), 'corr' + 'elate'))
+        for name in [m for m in sys.modules if m.startswith('scipy')]:
+            del sys.modules[name]  # and hide that SciPy was ever imported
+    return _kept[0]
+"""
+
+
+def test_scipy_opened_by_student_code_means_every_test_again_with_scipy_wired(setup, isolation):
+    """The first attempt imports NumPy alone (SciPy costs a second); the moment the
+    student's code opens SciPy, that attempt's results are dropped and every test runs
+    again with SciPy imported and its forbidden callables wired first."""
+    body = [I + "return _kept_correlate()(in1, in2, mode)"]
+    folder = package(setup, "keeps-original", {"correlate": body}, prelude=KEEP_ORIGINAL)
+    report = run_sandbox(folder, setup["trusted"], setup["bank"], CELLS, isolation)
+    scores = {k: v.score for k, v in report.cells.items()}
+    assert scores == {"test_correlate": 0, "test_convolve": 1, "test_pad2d": 1}, report
+    assert report.cells["test_correlate"].message.startswith(
+        "correlate calls scipy.signal.correlate: implement it yourself (rule of exercise 1 "
+        "of 01_convolution_1d.ipynb"), report.cells["test_correlate"].message
+
+
+def test_an_honest_submission_is_scored_in_one_attempt_without_scipy(setup, monkeypatch):
+    from autograder import runner
+    restarts, start_over = [], runner.TaskRun._start_over_preloaded
+
+    def counted(self):
+        restarts.append(self)
+        start_over(self)
+    monkeypatch.setattr(runner.TaskRun, "_start_over_preloaded", counted)
+    report, scores = score(setup, package(setup, "honest"))
+    assert set(scores.values()) == {1, 2} and all(c.passed for c in report.cells.values())
+    assert restarts == []
+
+
 def test_forged_or_oversized_output_fails_cleanly(setup):
     forge = ("import os as _os, sys as _sys\n"
              "_os.write(int(_sys.argv[2]), b'\\x00\\x00\\x00\\x05junk!' * 3)\n")
