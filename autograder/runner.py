@@ -31,7 +31,10 @@ CHILD = Path(__file__).with_name("_sandbox_child.py")
 # imports NumPy alone and watches SciPy's folder (see _sandbox_child.install_guard); if the
 # student's code opens it, every result of that attempt is dropped and the tests run again
 # with all of PRELOAD imported and its forbidden callables wired before the student's code.
-PRELOAD_MINIMAL = ("numpy", "ctypes")
+# (socket and subprocess: SciPy imports them, and the guard refuses their import but not
+# their presence; preloaded in both attempts, a student's ``import socket`` behaves the
+# same in either: allowed, and every use refused.)
+PRELOAD_MINIMAL = ("numpy", "ctypes", "socket", "subprocess")
 PRELOAD = ("numpy", "scipy", "scipy.signal", "scipy.linalg", "scipy.fft", "scipy.special",
            "scipy.ndimage", "scipy.optimize", "ctypes")
 
