@@ -50,6 +50,37 @@ def test_notebook_runs_top_to_bottom_within_budget(path, tmp_path, monkeypatch):
     assert not errors
 
 
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=notebook_id)
+def test_under_grading_the_graded_cells_pass_without_the_skipped_ones(path, tmp_path,
+                                                                      monkeypatch):
+    """The autograder's notebook runs skip the source's ungraded code cells: the set-up and
+    test cells must need none of them (and none of the figure libraries)."""
+    from autograder.notebook_runs import NOT_RUN_TAG, sanitize
+    from autograder.testcells import demo_cell_ids
+
+    copy = tmp_path / path.name
+    copy.write_bytes(path.read_bytes())
+    sanitize(copy, demo_cell_ids(path.parent, [path.stem])[path.stem])
+    notebook = nbformat.read(copy, as_version=4)
+    run = [c for c in notebook.cells if c.cell_type == "code"
+           and NOT_RUN_TAG not in c.metadata.get("tags", [])]
+    assert run and all("nbgrader" in c.metadata for c in run), "only graded cells run"
+    assert len(run) > len(grade_cells(path)), "the set-up cell runs too"
+    monkeypatch.setenv("CNNLAB_CACHE", str(tmp_path))
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    client = NotebookClient(notebook, timeout=300, kernel_name="python3",
+                            skip_cells_with_tag=NOT_RUN_TAG,
+                            resources={"metadata": {"path": str(path.parent)}})
+    client.execute()
+    errors = [(c.metadata.get("nbgrader", {}).get("grade_id"), o.get("ename"), o.get("evalue"))
+              for c in notebook.cells if c.cell_type == "code" for o in c.outputs
+              if o.output_type == "error"]
+    assert not errors
+    passed = [c for c in run if any("✔" in o.get("text", "") for o in c.outputs)]
+    assert len(passed) == len(grade_cells(path)), "every test cell printed its ✔"
+
+
 def test_every_notebook_has_graded_tests():
     for path in NOTEBOOKS:
         cells = grade_cells(path)
