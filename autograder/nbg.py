@@ -7,7 +7,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+import types
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,6 +114,9 @@ def _forkserver():
     return context
 
 
+_MAIN_HIDDEN = threading.Lock()
+
+
 def _run_forked(args: list[str], folder: str, env: dict[str, str], log: str) -> None:
     from autograder.nbgrader_command import run  # imported already, in the fork server
     run(args, folder, env, log)
@@ -130,7 +135,16 @@ def run_nbgrader(args: list[str], course: Path, timeout: float, log: Path,
     if context is not None:
         process = context.Process(target=_run_forked, args=(args, str(course), env, str(log)),
                                   name="nbgrader")
-        process.start()
+        with _MAIN_HIDDEN:
+            # multiprocessing would run this process's main script again in the child, as
+            # "__mp_main__" (its spawn semantics): an instructor's script without an
+            # ``if __name__ == "__main__"`` guard would then grade again from within
+            # nbgrader's process. The child needs nothing of it.
+            main, sys.modules["__main__"] = sys.modules["__main__"], types.ModuleType("__main__")
+            try:
+                process.start()
+            finally:
+                sys.modules["__main__"] = main
         process.join(timeout)
         timed_out = process.exitcode is None
         kill_tree(process.pid)  # on a timeout; otherwise a kernel left behind, if any
