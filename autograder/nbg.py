@@ -7,9 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-import types
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,67 +101,26 @@ def skip_slow_optional_imports() -> None:
         sys.modules.setdefault(name, None)
 
 
-def _forkserver():
-    """The fork server that has nbgrader imported, or None where this process may not
-    have children (see :mod:`autograder.nbgrader_command`)."""
-    import multiprocessing
-    if multiprocessing.current_process().daemon:
-        return None
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["autograder.nbgrader_command"])
-    return context
-
-
-_MAIN_HIDDEN = threading.Lock()
-
-
-def _run_forked(args: list[str], folder: str, env: dict[str, str], log: str) -> None:
-    from autograder.nbgrader_command import run  # imported already, in the fork server
-    run(args, folder, env, log)
-
-
 def run_nbgrader(args: list[str], course: Path, timeout: float, log: Path,
                  env: dict | None = None) -> NbResult:
-    """``nbgrader ARGS`` in the course directory (where its config lives), in a process
-    of its own: a fork of the fork server, or a fresh interpreter."""
+    """``nbgrader ARGS`` in the course directory (where its config lives), as a subprocess
+    (``python -I -m autograder.nbgrader_command``) in a session of its own."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    log.write_bytes(b"")
-    args = [*args, f"--CourseDirectory.root={course}"]
-    env = env or base_env()
+    command = [sys.executable, "-I", "-m", "autograder.nbgrader_command", *args,
+               f"--CourseDirectory.root={course}"]
     started = time.monotonic()
-    context = _forkserver()
-    if context is not None:
-        process = context.Process(target=_run_forked, args=(args, str(course), env, str(log)),
-                                  name="nbgrader")
-        with _MAIN_HIDDEN:
-            # multiprocessing would run this process's main script again in the child, as
-            # "__mp_main__" (its spawn semantics): an instructor's script without an
-            # ``if __name__ == "__main__"`` guard would then grade again from within
-            # nbgrader's process. The child needs nothing of it.
-            main, sys.modules["__main__"] = sys.modules["__main__"], types.ModuleType("__main__")
-            try:
-                process.start()
-            finally:
-                sys.modules["__main__"] = main
-        process.join(timeout)
-        timed_out = process.exitcode is None
+    with open(log, "wb") as handle:
+        process = subprocess.Popen(command, cwd=course, env=env or base_env(),
+                                   stdin=subprocess.DEVNULL, stdout=handle,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+        timed_out = False
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
         kill_tree(process.pid)  # on a timeout; otherwise a kernel left behind, if any
-        process.join()
-        returncode = process.exitcode
-    else:
-        command = [sys.executable, "-I", "-m", "autograder.nbgrader_command", *args]
-        with open(log, "ab") as handle:
-            process = subprocess.Popen(command, cwd=course, env=env, stdin=subprocess.DEVNULL,
-                                       stdout=handle, stderr=subprocess.STDOUT,
-                                       start_new_session=True)
-            try:
-                process.wait(timeout=timeout)
-                timed_out = False
-            except subprocess.TimeoutExpired:
-                timed_out = True
-            kill_tree(process.pid)
-            returncode = process.wait()
-    return NbResult(returncode, tail(log), timed_out, time.monotonic() - started)
+        process.wait()
+    return NbResult(process.returncode, tail(log), timed_out, time.monotonic() - started)
 
 
 def tail(path: Path, size: int = 20000) -> str:

@@ -261,7 +261,7 @@ def test_the_nbgrader_command_skips_rfc3987_syntax_and_still_validates_notebooks
     assert done.stdout.strip() == "None"
 
 
-def test_an_nbgrader_command_forked_from_the_server_has_its_folder_env_and_log(tmp_path):
+def test_an_nbgrader_command_has_its_folder_env_and_log(tmp_path):
     from autograder.nbg import base_env, run_nbgrader
 
     (tmp_path / "nbgrader_config.py").write_text("c = get_config()\n", encoding="utf-8")
@@ -284,26 +284,3 @@ def test_an_nbgrader_command_past_its_time_is_killed_with_its_process_group(tmp_
     import subprocess
     left = subprocess.run(["pgrep", "-f", "sleep 300"], capture_output=True, text=True)
     assert left.stdout.strip() == "", "the command's child outlived it"
-
-
-def test_a_script_without_a_main_guard_is_not_run_again_by_the_nbgrader_fork(tmp_path):
-    """multiprocessing runs the parent's main script again in a child unless told not to:
-    an instructor's script that calls the autograder would grade again from nbgrader's
-    process."""
-    import subprocess
-    import sys
-
-    from autograder.course import REPO
-    script = tmp_path / "unguarded.py"
-    script.write_text(
-        "from pathlib import Path\n"
-        "from autograder.nbg import base_env, run_nbgrader\n"
-        "print('the script ran', flush=True)\n"
-        f"folder = Path({str(tmp_path)!r})\n"
-        "(folder / 'nbgrader_config.py').write_text('c = get_config()\\n')\n"
-        "run = run_nbgrader(['--version'], folder, 120, folder / 'log.txt', env=base_env())\n"
-        "print('ok' if run.ok else 'failed', flush=True)\n", encoding="utf-8")
-    done = subprocess.run([sys.executable, str(script)], cwd=REPO, capture_output=True,
-                          text=True, timeout=300)
-    assert done.stdout.splitlines() == ["the script ran", "ok"], done.stdout + done.stderr
-    assert "the script ran" not in (tmp_path / "log.txt").read_text(encoding="utf-8")
