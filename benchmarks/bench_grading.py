@@ -26,9 +26,8 @@ grades one student's ps1, ps2 and ps3 (the reference solutions) on one core
 grader (``workers=1``), per assignment with its parts (sandboxed tests, notebook
 runs), and with plain ``nbgrader autograde`` of the same notebooks in a copy of
 the course, and prints the ratio ours/plain. The medians are of calls in one process
-after its first (its imports, and the fork server that has nbgrader imported, are paid
-once); then each assignment is graded once more by the instructor's command, a fresh
-process each, start-up included.
+after its first (its imports are paid once); then each assignment is graded once more
+by the instructor's command, a fresh process each, start-up included.
 """
 
 from __future__ import annotations
@@ -213,8 +212,8 @@ def one_core(args) -> None:
               f"ours/plain {ours_total / plain_total:.2f} (medians of {args.repeats})")
         figures.update(ours_total_s=round(ours_total, 2), plain_total_s=round(plain_total, 2),
                        ratio=round(ours_total / plain_total, 3))
-        # The medians above are of calls in this process after the first: its imports and
-        # the nbgrader fork server are paid once. An instructor's command pays them each time.
+        # The medians above are of calls in this process after the first: its imports are
+        # paid once. An instructor's command pays them each time.
         commands = {name: _command_seconds(course, name) for name in ONE_CORE_ASSIGNMENTS}
         cold = sum(commands.values())
         print(f"one `python -m autograder grade psN --student student00` per assignment (a "
