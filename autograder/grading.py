@@ -69,7 +69,10 @@ from autograder.notebook_runs import (
 from autograder.results import StudentResult, load_results, results_dir
 from autograder.sandbox import Limits, SandboxReport, run_sandbox
 from autograder.testcells import assignment_cells, demo_cell_ids
+from cnnlab.checks._core import serialize_ast_parsing
 from cnnlab.progress import progress_bar
+
+serialize_ast_parsing()  # the workers are threads (see cnnlab.checks._core)
 
 
 @dataclass

@@ -158,13 +158,29 @@ BY_FUNCTION: dict[str, Exercise] = {f: e for e in EXERCISES for f in e.functions
 
 # CPython 3.11's ast is not safe in threads ("AST constructor recursion depth mismatch",
 # gh-106905), and the autograder grades submissions in threads: parse through this lock.
-_PARSE_LOCK = threading.Lock()
+_PARSE_LOCK = threading.RLock()
+_AST_PARSE = ast.parse
 
 
 def parse_source(source: str) -> ast.Module:
     """``ast.parse``, one thread at a time."""
     with _PARSE_LOCK:
-        return ast.parse(source)
+        return _AST_PARSE(source)
+
+
+def _parse_one_thread_at_a_time(*args, **kwargs):
+    with _PARSE_LOCK:
+        return _AST_PARSE(*args, **kwargs)
+
+
+def serialize_ast_parsing() -> None:
+    """Make every ``ast.parse`` of this process take :data:`_PARSE_LOCK`.
+
+    For a process that parses in several threads: the grading process, where one
+    worker's rule check would otherwise race with, for instance, Python 3.11's traceback
+    module, which parses source lines to place its ``^^^`` marks.
+    """
+    ast.parse = _parse_one_thread_at_a_time
 
 
 @functools.cache
