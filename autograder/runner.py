@@ -98,10 +98,8 @@ class TaskRun:
         self.cells_of = {tid: [[bank.tasks[c.key].id for c in cell.calls] for cell in cells
                                if any(bank.tasks[c.key].id == tid for c in cell.calls)]
                          for tid in self.tasks}
-        self.outcomes = {tid: {"cases": {}, "error": None, "rules": []} for tid in self.tasks}
-        self.pending = list(self.tasks)
         self.jailed = jail.available()
-        self.preload_all = False  # until the student's code opens what PRELOAD_MINIMAL lacks
+        self._start_over(preload_all=False)  # until student code opens what PRELOAD_MINIMAL lacks
 
     # -- the whole run -------------------------------------------------------------------
     def run(self, report) -> dict[str, dict]:
@@ -116,15 +114,15 @@ class TaskRun:
             number += 1
             progress = self._attempt(number)
             if (progress.stop or {}).get("ev") == "needs-preload":
-                self._start_over_preloaded()
+                self._start_over(preload_all=True)
                 continue
             if not self._settle(progress, report):
                 break
         return self.outcomes
 
-    def _start_over_preloaded(self) -> None:
-        """Forget everything so far: every test runs again, everything preloaded."""
-        self.preload_all = True
+    def _start_over(self, preload_all: bool) -> None:
+        """Every test (again), with PRELOAD or PRELOAD_MINIMAL; nothing kept from before."""
+        self.preload_all = preload_all
         self.outcomes = {tid: {"cases": {}, "error": None, "rules": []} for tid in self.tasks}
         self.pending = list(self.tasks)
 

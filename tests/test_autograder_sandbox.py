@@ -284,12 +284,12 @@ def test_scipy_opened_by_student_code_means_every_test_again_with_scipy_wired(se
 
 def test_an_honest_submission_is_scored_in_one_attempt_without_scipy(setup, monkeypatch):
     from autograder import runner
-    restarts, start_over = [], runner.TaskRun._start_over_preloaded
+    restarts, start_over = [], runner.TaskRun._start_over
 
-    def counted(self):
-        restarts.append(self)
-        start_over(self)
-    monkeypatch.setattr(runner.TaskRun, "_start_over_preloaded", counted)
+    def counted(self, preload_all):
+        restarts.extend([self] if preload_all else [])
+        start_over(self, preload_all)
+    monkeypatch.setattr(runner.TaskRun, "_start_over", counted)
     report, scores = score(setup, package(setup, "honest"))
     assert set(scores.values()) == {1, 2} and all(c.passed for c in report.cells.values())
     assert restarts == []
