@@ -144,8 +144,15 @@ def test_a_worker_killed_mid_task_costs_nothing(course, cluster, local_grades):
     cluster.wait_for_workers(2)  # the nanny brought the worker back
 
 
+# The grading CLI with Ctrl-C raising KeyboardInterrupt, whatever this process inherited: a
+# background job of a non-interactive shell starts with SIGINT ignored (POSIX), and Python
+# then leaves it ignored, so the CLI would grade on to the end.
+INTERRUPTIBLE = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler);"
+                 " runpy.run_module('autograder', run_name='__main__', alter_sys=True)")
+
+
 def test_an_interrupted_run_resumes_without_grading_anyone_twice(course, local_grades):
-    process = subprocess.Popen([sys.executable, "-m", "autograder", "grade", "ps1", "--course",
+    process = subprocess.Popen([sys.executable, "-c", INTERRUPTIBLE, "grade", "ps1", "--course",
                                 str(course), "--workers", "1", *GRADE_FLAGS],
                                cwd=REPO, env=_env(), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
