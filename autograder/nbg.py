@@ -1,4 +1,4 @@
-"""Run nbgrader commands as subprocesses (a crash or hang stays in its process)."""
+"""Run nbgrader commands in processes of their own (a crash or hang stays in its process)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+import types
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,26 +103,83 @@ def skip_slow_optional_imports() -> None:
         sys.modules.setdefault(name, None)
 
 
+def _forkserver():
+    """The fork server that has nbgrader imported, or None where this process may not
+    have children (see :mod:`autograder.nbgrader_command`)."""
+    import multiprocessing
+    if multiprocessing.current_process().daemon:
+        return None
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["autograder.nbgrader_command"])
+    return context
+
+
+# multiprocessing's bookkeeping of children is not thread-safe, and grading workers are
+# threads: ``Process.start`` polls every other child of this process, and a poll reads the
+# exit status the fork server sends once, so two threads polling one child can both see it
+# ready and one of them read nothing (an exit code of 255, a false failure). Starting and
+# polling happen under this lock; waiting does not.
+_CHILDREN = threading.Lock()
+
+
+def _run_forked(args: list[str], folder: str, env: dict[str, str], log: str) -> None:
+    from autograder.nbgrader_command import run  # imported already, in the fork server
+    sys.exit(run(args, folder, env, log))
+
+
+def _start_hiding_main(process) -> None:
+    # multiprocessing would run this process's main script again in the fork server, as
+    # "__mp_main__" (its spawn semantics): an instructor's script without an
+    # ``if __name__ == "__main__"`` guard would then grade again from within nbgrader's
+    # process. Neither the server nor the command needs anything of it.
+    main, sys.modules["__main__"] = sys.modules["__main__"], types.ModuleType("__main__")
+    try:
+        process.start()
+    finally:
+        sys.modules["__main__"] = main
+
+
 def run_nbgrader(args: list[str], course: Path, timeout: float, log: Path,
                  env: dict | None = None) -> NbResult:
-    """``nbgrader ARGS`` in the course directory (where its config lives), as a subprocess
-    (``python -I -m autograder.nbgrader_command``) in a session of its own."""
+    """``nbgrader ARGS`` in the course directory (where its config lives), in a session of
+    its own: a fork of the fork server, or a fresh interpreter where there can be none."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-I", "-m", "autograder.nbgrader_command", *args,
-               f"--CourseDirectory.root={course}"]
+    log.write_bytes(b"")
+    args = [*args, f"--CourseDirectory.root={course}"]
+    env = env or base_env()
     started = time.monotonic()
-    with open(log, "wb") as handle:
-        process = subprocess.Popen(command, cwd=course, env=env or base_env(),
-                                   stdin=subprocess.DEVNULL, stdout=handle,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+    context = _forkserver()
+    if context is None:
+        returncode, timed_out = _run_fresh(args, course, timeout, log, env)
+    else:
+        process = context.Process(target=_run_forked, args=(args, str(course), env, str(log)),
+                                  name="nbgrader")
+        with _CHILDREN:
+            _start_hiding_main(process)
+        from multiprocessing.connection import wait
+        timed_out = not wait([process.sentinel], timeout)
+        kill_tree(process.pid)  # on a timeout; otherwise a kernel left behind, if any
+        with _CHILDREN:
+            process.join()
+            returncode = process.exitcode
+    return NbResult(returncode, tail(log), timed_out, time.monotonic() - started)
+
+
+def _run_fresh(args: list[str], course: Path, timeout: float, log: Path, env: dict
+               ) -> tuple[int, bool]:
+    """``python -I -m autograder.nbgrader_command ARGS``: (exit status, timed out)."""
+    command = [sys.executable, "-I", "-m", "autograder.nbgrader_command", *args]
+    with open(log, "ab") as handle:
+        process = subprocess.Popen(command, cwd=course, env=env, stdin=subprocess.DEVNULL,
+                                   stdout=handle, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
         timed_out = False
         try:
             process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             timed_out = True
-        kill_tree(process.pid)  # on a timeout; otherwise a kernel left behind, if any
-        process.wait()
-    return NbResult(process.returncode, tail(log), timed_out, time.monotonic() - started)
+        kill_tree(process.pid)
+        return process.wait(), timed_out
 
 
 def tail(path: Path, size: int = 20000) -> str:

@@ -1,7 +1,14 @@
-"""``nbgrader``'s command line, as the autograder starts it (``python -I -m
-autograder.nbgrader_command ARGS``): with jsonschema's slow optional import of
-``rfc3987_syntax`` skipped, the gradebook's schema version asked of alembic once, and
-no interpreter teardown at the end.
+"""nbgrader's command line, without paying for its import at every command.
+
+Importing nbgrader takes over a second, and grading runs an nbgrader command per
+submission. :func:`autograder.nbg.run_nbgrader` has the standard library's fork server
+(``multiprocessing``'s "forkserver" context) import this module once per grading
+process; each command is then a fork of that server, which :func:`run` gives its own
+session, folder, environment and log. A process that may not have children of its own
+(a daemonic one, such as a Dask worker) runs ``python -I -m autograder.nbgrader_command``
+instead: the same command, with the import, and no interpreter teardown at the end.
+Either way, jsonschema's slow optional import of ``rfc3987_syntax`` is skipped and the
+gradebook's schema version is asked of alembic once.
 """
 
 from __future__ import annotations
@@ -29,6 +36,27 @@ def main() -> int:
         print(exc.code, file=sys.stderr)
         return 1
     return 0
+
+
+def run(args: list[str], folder: str, env: dict[str, str], log: str) -> int:
+    """``nbgrader ARGS`` in ``folder`` with ``env``, its output appended to ``log``; its
+    exit status.
+
+    In a fresh fork of the server: a session of its own, so that killing its process
+    group on a timeout takes the kernels' launchers with it.
+    """
+    os.setsid()
+    stdin = os.open(os.devnull, os.O_RDONLY)
+    output = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    for source, target in ((stdin, 0), (output, 1), (output, 2)):
+        os.dup2(source, target)
+    os.close(stdin)
+    os.close(output)
+    os.chdir(folder)
+    os.environ.clear()
+    os.environ.update(env)
+    sys.argv = ["nbgrader", *args]
+    return main()
 
 
 if __name__ == "__main__":

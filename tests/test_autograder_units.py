@@ -261,9 +261,13 @@ def test_the_nbgrader_command_skips_rfc3987_syntax_and_still_validates_notebooks
     assert done.stdout.strip() == "None"
 
 
-def test_an_nbgrader_command_has_its_folder_env_and_log(tmp_path):
+@pytest.mark.parametrize("where", ["forked from the server", "a fresh interpreter"])
+def test_an_nbgrader_command_has_its_folder_env_and_log(tmp_path, monkeypatch, where):
+    from autograder import nbg
     from autograder.nbg import base_env, run_nbgrader
 
+    if where == "a fresh interpreter":  # as in a daemonic process (a Dask worker)
+        monkeypatch.setattr(nbg, "_forkserver", lambda: None)
     (tmp_path / "nbgrader_config.py").write_text("c = get_config()\n", encoding="utf-8")
     log = tmp_path / "logs" / "list.log"
     run = run_nbgrader(["--version"], tmp_path, 120, log, env=base_env({"CNNLAB_MARK": "1"}))
@@ -284,3 +288,49 @@ def test_an_nbgrader_command_past_its_time_is_killed_with_its_process_group(tmp_
     import subprocess
     left = subprocess.run(["pgrep", "-f", "sleep 300"], capture_output=True, text=True)
     assert left.stdout.strip() == "", "the command's child outlived it"
+
+
+def test_a_script_without_a_main_guard_is_not_run_again_by_the_nbgrader_fork(tmp_path):
+    """multiprocessing runs the parent's main script again in a child unless told not to:
+    an instructor's script that calls the autograder would grade again from nbgrader's
+    process."""
+    import subprocess
+    import sys
+
+    from autograder.course import REPO
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "from pathlib import Path\n"
+        "from autograder.nbg import base_env, run_nbgrader\n"
+        "print('the script ran', flush=True)\n"
+        f"folder = Path({str(tmp_path)!r})\n"
+        "(folder / 'nbgrader_config.py').write_text('c = get_config()\\n')\n"
+        "run = run_nbgrader(['--version'], folder, 120, folder / 'log.txt', env=base_env())\n"
+        "print('ok' if run.ok else 'failed', flush=True)\n", encoding="utf-8")
+    done = subprocess.run([sys.executable, str(script)], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert done.stdout.splitlines() == ["the script ran", "ok"], done.stdout + done.stderr
+    assert "the script ran" not in (tmp_path / "log.txt").read_text(encoding="utf-8")
+
+
+def test_nbgrader_commands_forked_from_many_threads_at_once_all_succeed(tmp_path):
+    """Grading workers are threads, each forking its nbgrader commands from the one server
+    at the same time as the others: every command succeeds, with its own log. (The race
+    that nbg._CHILDREN closes is too narrow to be hit on purpose; this is the load it
+    must hold under.)"""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from autograder.nbg import base_env, run_nbgrader
+
+    (tmp_path / "nbgrader_config.py").write_text("c = get_config()\n", encoding="utf-8")
+
+    def command(i):
+        return run_nbgrader(["--version"], tmp_path, 120, tmp_path / f"{i}.log",
+                            env=base_env())
+
+    with ThreadPoolExecutor(8) as pool:
+        runs = list(pool.map(command, range(32)))
+    assert [r.returncode for r in runs] == [0] * 32, [r.output[-300:] for r in runs]
+    import nbgrader
+    assert all(nbgrader.__version__ in (tmp_path / f"{i}.log").read_text(encoding="utf-8")
+               for i in range(32))
