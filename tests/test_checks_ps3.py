@@ -166,6 +166,11 @@ def test_training_check_is_judged_by_the_reference_loss():
     expected = chk.reference(**case.inputs)
     trained = chk.call(**case.inputs)
     assert chk.compare(case, trained, expected) is None
+    from cnnlab.checks.train import CONFIG
+    x, y = case.inputs["x"], case.inputs["y"]  # measured as the plain-NumPy LeNet5 would
+    assert np.isclose(chk.training_loss(trained, x, y), reference_loss(
+        trained, x, y, CONFIG["activation"], CONFIG["pooling"], CONFIG["hidden"],
+        CONFIG["input_size"]), rtol=1e-9, atol=0)
     untrained = {k: v.copy() for k, v in trained.items()}
     from cnnlab.lenet import LeNet5
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import functools
 import importlib
 import os
 import sys
@@ -173,6 +174,13 @@ def static_violations(source: str, file: str) -> list[Violation]:
     """Forbidden uses in the exercise module ``source`` (the file ``file``, e.g.
     'cnnlab/signal.py'), one per exercise function at most, each charged to the exercise
     whose function, or a non-exercise helper it calls, makes the use."""
+    return list(_static_violations(source, file))
+
+
+# Grading asks this of every exercise of a file in turn, about 30 times per submission:
+# the file is analysed once (the answer depends on its text alone).
+@functools.lru_cache(maxsize=64)
+def _static_violations(source: str, file: str) -> tuple[Violation, ...]:
     tree = parse_source(source)
     module = file.removesuffix(".py").replace("/", ".")
     package = module if file.endswith("__init__.py") else module.rpartition(".")[0]
@@ -190,7 +198,7 @@ def static_violations(source: str, file: str) -> list[Violation]:
         if found:  # the most specific name (the function, not the module imported for it)
             dotted, line = max(found, key=lambda item: (len(item[0]), -item[1]))
             violations.append(Violation(exercise, name, dotted, "uses", line))
-    return violations
+    return tuple(violations)
 
 
 def module_references(source: str, file: str) -> list[tuple[str, int]]:
