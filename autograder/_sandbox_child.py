@@ -21,6 +21,9 @@ import resource
 import struct
 import sys
 
+# The exit status of an attempt that student code ended by opening a watched package.
+NEEDS_PRELOAD_EXIT = 75
+
 
 def install_guard(allowed: list[str], denied: list[str], sandbox: str,
                   watched: list[str] | None = None, report_fd: int | None = None) -> None:
@@ -34,10 +37,11 @@ def install_guard(allowed: list[str], denied: list[str], sandbox: str,
 
     ``watched``: the folders of packages that forbidden callables live in but that were
     not imported before student code (SciPy, when it is not preloaded). The first file
-    opened in one, or import of one, is reported at once on ``report_fd`` (a
-    ``needs-preload`` event): no later output of this process is trusted, and the
-    grading side runs the tests again with those packages imported and wired first.
-    Once written, the report cannot be taken back by student code.
+    opened in one, or import of one, is reported on ``report_fd`` (a ``needs-preload``
+    event), and this process ends there with status :data:`NEEDS_PRELOAD_EXIT`, from the
+    hook: student code can garble or suppress the report (it runs through ``json``),
+    not the exit. Either way the grading side drops this attempt's results and runs the
+    tests again with those packages imported and wired first.
     """
     blocked_events = (
         "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty",
@@ -61,7 +65,7 @@ def install_guard(allowed: list[str], denied: list[str], sandbox: str,
                    key=lambda item: len(item[0]), reverse=True)
     watched_roots = tuple(root.rstrip("/") + "/" for root in watched or ())
     watched_names = frozenset(os.path.basename(root.rstrip("/")) for root in watched or ())
-    realpath, fspath = os.path.realpath, os.fspath
+    realpath, fspath, exit_now = os.path.realpath, os.fspath, os._exit
     report = Channel(os.dup(report_fd), None) if watched and report_fd is not None else None
     reported = []
     write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
@@ -89,7 +93,10 @@ def install_guard(allowed: list[str], denied: list[str], sandbox: str,
                 hit = False
         if hit:
             reported.append(True)
-            report.send({"ev": "needs-preload"})
+            try:
+                report.send({"ev": "needs-preload"})
+            finally:
+                exit_now(NEEDS_PRELOAD_EXIT)
 
     def hook(event, args):
         if report is not None and event in ("open", "import") and args and \

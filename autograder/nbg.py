@@ -124,7 +124,12 @@ _CHILDREN = threading.Lock()
 
 def _run_forked(args: list[str], folder: str, env: dict[str, str], log: str) -> None:
     from autograder.nbgrader_command import run  # imported already, in the fork server
-    sys.exit(run(args, folder, env, log))
+    status = run(args, folder, env, log)
+    # as the fresh interpreter does: nothing of nbgrader's is left to wait for or finalize
+    # (a thread it left behind would otherwise hold the command until its timeout)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 def _start_hiding_main(process) -> None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder import jail
+from autograder._sandbox_child import NEEDS_PRELOAD_EXIT
 from autograder.attempt import Attempt, exit_reason
 from autograder.course import REFERENCE_PACKAGE, REPO, thread_env
 
@@ -113,8 +114,13 @@ class TaskRun:
         while self.pending:
             number += 1
             progress = self._attempt(number)
-            if (progress.stop or {}).get("ev") == "needs-preload":
+            if not self.preload_all and (
+                    (progress.stop or {}).get("ev") == "needs-preload"
+                    or progress.returncode == NEEDS_PRELOAD_EXIT):
                 self._start_over(preload_all=True)
+                # its own time budget: an honest student may open SciPy (scipy.fft is
+                # allowed) late in a run
+                self.deadline_total = time.monotonic() + self.limits.submission_timeout
                 continue
             if not self._settle(progress, report):
                 break

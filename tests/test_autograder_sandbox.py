@@ -268,18 +268,43 @@ def _kept_correlate():
 """
 
 
-def test_scipy_opened_by_student_code_means_every_test_again_with_scipy_wired(setup, isolation):
+# ... and keeps the grading side from hearing that SciPy was opened: the report goes
+# through json.dumps, which student code can rebind.
+SUPPRESS_REPORT = """
+import json as _json
+_dumps = _json.dumps
+_json.dumps = lambda header, *a, **k: _dumps(
+    {"ev": "nothing"} if header.get("ev") == "needs-preload" else header, *a, **k)
+"""
+
+
+@pytest.mark.parametrize("cheat", ["keeps the original", "and suppresses the report"])
+def test_scipy_opened_by_student_code_means_every_test_again_with_scipy_wired(setup, isolation,
+                                                                             cheat):
     """The first attempt imports NumPy alone (SciPy costs a second); the moment the
-    student's code opens SciPy, that attempt's results are dropped and every test runs
-    again with SciPy imported and its forbidden callables wired first."""
+    student's code opens SciPy, that attempt ends, its results are dropped and every
+    test runs again with SciPy imported and its forbidden callables wired first."""
     body = [I + "return _kept_correlate()(in1, in2, mode)"]
-    folder = package(setup, "keeps-original", {"correlate": body}, prelude=KEEP_ORIGINAL)
+    prelude = KEEP_ORIGINAL + (SUPPRESS_REPORT if cheat == "and suppresses the report" else "")
+    folder = package(setup, "keeps-original", {"correlate": body}, prelude=prelude)
     report = run_sandbox(folder, setup["trusted"], setup["bank"], CELLS, isolation)
     scores = {k: v.score for k, v in report.cells.items()}
     assert scores == {"test_correlate": 0, "test_convolve": 1, "test_pad2d": 1}, report
     assert report.cells["test_correlate"].message.startswith(
         "correlate calls scipy.signal.correlate: implement it yourself (rule of exercise 1 "
         "of 01_convolution_1d.ipynb"), report.cells["test_correlate"].message
+
+
+def test_the_attempt_again_with_scipy_has_a_time_budget_of_its_own(setup):
+    """An honest package that takes its time before it opens SciPy (scipy.fft is
+    allowed): its second attempt is not charged for the first."""
+    slow = ("import importlib as _importlib, time as _time\n"
+            "_time.sleep(6)\n"
+            "_importlib.import_module('scipy.fft')\n")
+    report, scores = score(setup, package(setup, "slow-fft", prelude=slow),
+                           Limits(cell_timeout=30, submission_timeout=13, startup_timeout=60))
+    failed = {k: v.message for k, v in report.cells.items() if not v.passed}
+    assert not failed and set(scores.values()) <= {1, 2}, failed
 
 
 def test_an_honest_submission_is_scored_in_one_attempt_without_scipy(setup, monkeypatch):

@@ -465,7 +465,7 @@ def check(name: str, seed: int = 0, count: int | None = None) -> None:
             for answer in answers:
                 case = answer.case
                 problem = run_case(chk, case, answer.right, answer.wrong)
-                if wires.install_late():  # the case imported a forbidden module: again, wired
+                while wires.install_late():  # it imported a forbidden module: again, wired
                     problem = run_case(chk, case, answer.right, answer.wrong)
                 violation = wires.violation_of(exercise) if exercise else None
                 if violation:  # even if the student's code caught the refusal

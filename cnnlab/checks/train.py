@@ -115,7 +115,7 @@ class Fit(_OwnNetworkLoss, Check):
     module = "cnnlab.train"
     function = "fit"
     reference_name = (f"the rule that {TRAINING['steps']} steps bring the training loss below "
-                      f"{LOSS_LIMIT} (recomputed by a plain-NumPy LeNet5)")
+                      f"{LOSS_LIMIT} (recomputed from the weights it ends with)")
     random_count = 1
 
     def examples(self):
