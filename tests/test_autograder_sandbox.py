@@ -307,6 +307,29 @@ def test_the_attempt_again_with_scipy_has_a_time_budget_of_its_own(setup):
     assert not failed and set(scores.values()) <= {1, 2}, failed
 
 
+# correlate2d done by SciPy's C routine, fetched by a name no static check can read
+PRIVATE_ROUTINE = [
+    I + "import importlib, numpy as np",
+    I + "routine = getattr(importlib.import_module('sci' + 'py.sig' + 'nal._sig' + 'tools'),",
+    I + "                  '_conv' + 'olve2d')",
+    I + "in1, in2 = np.asarray(in1), np.asarray(in2)",
+    I + "dtype = np.result_type(in1, in2)",
+    I + "flip = {'full': 2, 'same': 1, 'valid': 0}[mode]",
+    I + "return routine(in1.astype(dtype), in2.astype(dtype).conj(), 0, flip, 0, 0)",
+]
+
+
+def test_a_private_routine_of_a_forbidden_module_is_as_forbidden_as_the_module(setup,
+                                                                           isolation):
+    from autograder.casebank import CaseBank
+    cells = [GradedCell("02", "test_correlate2d", 1, "test", "",
+                        [CheckCall("signal.correlate2d")])]
+    folder = package(setup, "private-routine", {"correlate2d": PRIVATE_ROUTINE})
+    report = run_sandbox(folder, setup["trusted"], CaseBank(cells), cells, isolation)
+    cell = report.cells["test_correlate2d"]
+    assert cell.score == 0 and "scipy.signal._sigtools._convolve2d" in cell.message, cell
+
+
 def test_an_honest_submission_is_scored_in_one_attempt_without_scipy(setup, monkeypatch):
     from autograder import runner
     restarts, start_over = [], runner.TaskRun._start_over

@@ -262,10 +262,22 @@ def _callables(name: str, imported_only: bool = False) -> dict[str, object]:
     found = {}
     for attr in public:  # its own functions, not what it re-exports from elsewhere
         value = getattr(target, attr, None)
-        if callable(value) and not isinstance(value, (type, types.ModuleType)) and str(
-                getattr(value, "__module__", "")).startswith(name):
+        if _own_function(value, name):
             found[f"{name}.{attr}"] = value
+    # and those of its private modules, loaded with it: scipy.signal._sigtools._convolve2d,
+    # the C routine under correlate2d, does the exercise as well as correlate2d does
+    for module_name, module in list(sys.modules.items()):
+        if module_name.startswith(name + ".") and isinstance(module, types.ModuleType):
+            for attr, value in list(vars(module).items()):
+                if _own_function(value, name):
+                    found.setdefault(f"{module_name}.{attr}", value)
     return found
+
+
+def _own_function(value, package: str) -> bool:
+    """Whether ``value`` is a function (Python, C or Cython) defined in ``package``."""
+    return callable(value) and not isinstance(value, (type, types.ModuleType)) and str(
+        getattr(value, "__module__", "") or "").startswith(package)
 
 
 def _imported(name: str):
